@@ -1,0 +1,1 @@
+"""Everything that speaks Shopify: webhook payloads and verification, auth, the Admin API."""
