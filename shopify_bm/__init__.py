@@ -1,3 +1,45 @@
 """shopify-bm: tells Back Market that a Shopify order shipped, with one IMEI per phone."""
 
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask, Response, jsonify
+from werkzeug.exceptions import HTTPException
+
+from shopify_bm.runtime import Runtime
+from shopify_bm.settings import Settings
+from shopify_bm.shopify.webhooks import WebhookRejectedError
+
 __version__ = "0.1.0"
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+
+def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> Flask:
+    """The Flask app: settings from the environment unless given (tests pass their own)."""
+    runtime = runtime or Runtime.start(settings)
+    app = Flask(
+        __name__,
+        template_folder=str(TEMPLATES),
+        instance_path=str(runtime.settings.instance_path.resolve()),
+    )
+    app.config["MAX_CONTENT_LENGTH"] = runtime.settings.webhook_max_bytes
+    app.extensions["shopify_bm"] = runtime
+
+    from shopify_bm.views import health, webhooks  # noqa: PLC0415 (views import the app's deps)
+
+    app.register_blueprint(webhooks.bp)
+    app.register_blueprint(health.bp)
+    _register_error_handlers(app)
+    return app
+
+
+def _register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(WebhookRejectedError)
+    def _rejected(error: WebhookRejectedError) -> tuple[Response, int]:
+        app.logger.info("webhook rejected (%s): %s", error.status, error.message)
+        return jsonify(error=error.message), error.status
+
+    @app.errorhandler(HTTPException)
+    def _http(error: HTTPException) -> tuple[Response, int]:
+        return jsonify(error=error.description or error.name), error.code or 500

@@ -1,0 +1,271 @@
+"""Store a verified webhook delivery and queue its export, in one transaction, without network I/O.
+
+Called by the webhook view with the caller's session; the caller commits. Everything here is a
+handful of indexed statements so Shopify gets its answer in milliseconds.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+from sqlalchemy import delete, select, text, update
+from sqlalchemy.orm import Session
+
+from shopify_bm.models import ExportJob, Order, Shop, WebhookDelivery
+from shopify_bm.queue import dialect_insert, enqueue_export
+from shopify_bm.shipments import backmarket_order_id, is_fully_fulfilled, merge_fulfillments
+from shopify_bm.shopify.payloads import Fulfillment, describe_validation_error, parse_order
+from shopify_bm.shopify.payloads import Order as OrderPayload
+from shopify_bm.shopify.webhooks import (
+    COMPLIANCE_TOPICS,
+    FULFILLMENT_TOPICS,
+    ORDER_TOPICS,
+    DeliveryHeaders,
+    MalformedPayloadError,
+)
+
+NOTIFY_CHANNEL = "shopify_bm_exports"
+_T = TypeVar("_T")
+
+
+class Outcome(StrEnum):
+    """What became of a delivery."""
+
+    STORED = "stored"  # new delivery, recorded (and an export queued when it calls for one)
+    DUPLICATE = "duplicate"  # this webhook id was already stored: nothing to do
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """The answer to one delivery."""
+
+    outcome: Outcome
+    enqueued: bool = False
+
+
+@dataclass(frozen=True)
+class _ShopRow:
+    id: int
+    note_attribute: str
+    tag_prefix: str
+    can_fetch_orders: bool
+
+
+def parse_payload(body: bytes) -> dict[str, Any]:
+    """Decode the JSON object every topic sends, or `MalformedPayloadError`."""
+    try:
+        data = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise MalformedPayloadError("body is not valid UTF-8 JSON") from None
+    if not isinstance(data, dict):
+        raise MalformedPayloadError("body is not a JSON object")
+    return data
+
+
+def ingest_delivery(
+    session: Session, headers: DeliveryHeaders, body: bytes, data: dict[str, Any], now: datetime
+) -> IngestResult:
+    """Record the delivery once, update the order snapshot, and queue the export it implies."""
+    order: OrderPayload | None = None
+    fulfillment: Fulfillment | None = None
+    if headers.topic in ORDER_TOPICS:
+        order = _validated(lambda: parse_order(data))
+    elif headers.topic in FULFILLMENT_TOPICS:
+        fulfillment = _validated(lambda: Fulfillment.model_validate(data))
+        if fulfillment.order_id is None:
+            raise MalformedPayloadError("fulfillment has no order_id")
+
+    order_id = order.id if order else (fulfillment.order_id if fulfillment else None)
+    inserted = session.execute(
+        dialect_insert(session, WebhookDelivery.__table__)
+        .values(
+            webhook_id=headers.webhook_id,
+            event_id=headers.event_id,
+            topic=headers.topic,
+            shop_domain=headers.shop_domain,
+            api_version=headers.api_version,
+            triggered_at=headers.triggered_at,
+            received_at=now,
+            shopify_order_id=order_id,
+            body=body.decode("utf-8"),
+        )
+        .on_conflict_do_nothing(index_elements=["webhook_id"])
+        .returning(WebhookDelivery.__table__.c.id)
+    ).scalar_one_or_none()
+    if inserted is None:
+        return IngestResult(Outcome.DUPLICATE)
+
+    if headers.topic in COMPLIANCE_TOPICS or headers.topic == "app/uninstalled":
+        _handle_shop_lifecycle(session, headers, data)
+        return IngestResult(Outcome.STORED)
+    shop = _shop(session, headers.shop_domain)
+    if shop is None:
+        return IngestResult(Outcome.STORED)  # not an installed shop: kept, nothing to export
+    enqueued = False
+    if order is not None:
+        enqueued = _store_order(session, shop, order, now)
+    elif fulfillment is not None:
+        enqueued = _store_fulfillment(session, shop, fulfillment, now)
+    if enqueued and session.get_bind().dialect.name == "postgresql":
+        # Wake LISTENing workers at commit, so the export starts in milliseconds, not a poll.
+        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+    return IngestResult(Outcome.STORED, enqueued)
+
+
+def _validated(parse: Callable[[], _T]) -> _T:
+    try:
+        result = parse()
+    except ValidationError as error:
+        raise MalformedPayloadError(describe_validation_error(error)) from None
+    except ValueError as error:  # PayloadError from parse_order
+        raise MalformedPayloadError(str(error)) from None
+    return result
+
+
+def _shop(session: Session, domain: str) -> _ShopRow | None:
+    row = session.execute(
+        select(Shop.id, Shop.note_attribute, Shop.tag_prefix, Shop.access_token.is_not(None)).where(
+            Shop.domain == domain, Shop.installed.is_(True)
+        )
+    ).one_or_none()
+    return None if row is None else _ShopRow(*row)
+
+
+def _store_order(session: Session, shop: _ShopRow, order: OrderPayload, now: datetime) -> bool:
+    bm_id = backmarket_order_id(order, shop.note_attribute, shop.tag_prefix)
+    if bm_id is None and not _known_order(session, shop.id, order.id):
+        return False  # not a Back Market order: never blocked, never exported
+    table = Order.__table__
+    # Only the fields the export reads are kept: no customer data at rest beyond the delivery.
+    snapshot = order.model_dump(mode="json")
+    insert = dialect_insert(session, table).values(
+        shop_id=shop.id,
+        shopify_order_id=order.id,
+        name=order.name,
+        backmarket_order_id=bm_id,
+        payload=snapshot,
+        order_updated_at=order.updated_at,
+        fulfillments={},
+        updated_at=now,
+    )
+    newer = (table.c.order_updated_at.is_(None)) | (
+        insert.excluded.order_updated_at.is_not(None)
+        & (table.c.order_updated_at <= insert.excluded.order_updated_at)
+    )
+    stored = session.execute(
+        insert.on_conflict_do_update(
+            index_elements=[table.c.shop_id, table.c.shopify_order_id],
+            set_={
+                "payload": insert.excluded.payload,
+                "order_updated_at": insert.excluded.order_updated_at,
+                "name": insert.excluded.name,
+                "backmarket_order_id": insert.excluded.backmarket_order_id,
+                "updated_at": now,
+            },
+            where=newer,
+        ).returning(table.c.fulfillments)
+    ).one_or_none()
+    if stored is None:
+        return False  # an older snapshot than the one we hold: it changes nothing
+    fulfillments = merge_fulfillments(order, stored[0])
+    if not is_fully_fulfilled(order, fulfillments) and not _has_job(session, shop.id, order.id):
+        return False
+    enqueue_export(session, shop.id, order.id, order.name, now)
+    return True
+
+
+def _store_fulfillment(
+    session: Session, shop: _ShopRow, fulfillment: Fulfillment, now: datetime
+) -> bool:
+    order_id = fulfillment.order_id
+    assert order_id is not None  # checked by the caller
+    table = Order.__table__
+    session.execute(
+        dialect_insert(session, table)
+        .values(shop_id=shop.id, shopify_order_id=order_id, fulfillments={}, updated_at=now)
+        .on_conflict_do_nothing(index_elements=[table.c.shop_id, table.c.shopify_order_id])
+    )
+    row = session.execute(
+        select(Order)
+        .where(Order.shop_id == shop.id, Order.shopify_order_id == order_id)
+        .with_for_update()
+    ).scalar_one()
+    known = dict(row.fulfillments or {})
+    key = str(fulfillment.id)
+    known[key] = _newest(known.get(key), fulfillment.model_dump(mode="json"))
+    row.fulfillments = known
+    row.updated_at = now
+    if row.payload is None:
+        # No order snapshot yet: the worker can fetch one through the Admin API, if we may.
+        if not shop.can_fetch_orders:
+            return False
+    elif row.backmarket_order_id is None:
+        return False
+    enqueue_export(session, shop.id, order_id, row.name, now)
+    return True
+
+
+def _newest(previous: dict[str, Any] | None, candidate: dict[str, Any]) -> dict[str, Any]:
+    if previous is None:
+        return candidate
+    merged = merge_fulfillments(None, {"previous": previous, "candidate": candidate})
+    return merged[0].model_dump(mode="json") if merged else candidate
+
+
+def _known_order(session: Session, shop_id: int, order_id: int) -> bool:
+    return (
+        session.execute(
+            select(Order.id).where(Order.shop_id == shop_id, Order.shopify_order_id == order_id)
+        ).first()
+        is not None
+    )
+
+
+def _has_job(session: Session, shop_id: int, order_id: int) -> bool:
+    return (
+        session.execute(
+            select(ExportJob.id).where(
+                ExportJob.shop_id == shop_id, ExportJob.shopify_order_id == order_id
+            )
+        ).first()
+        is not None
+    )
+
+
+def _handle_shop_lifecycle(
+    session: Session, headers: DeliveryHeaders, data: dict[str, Any]
+) -> None:
+    domain = headers.shop_domain
+    if headers.topic == "app/uninstalled":
+        # The token is already revoked: forget it. Business data stays until shop/redact.
+        session.execute(
+            update(Shop)
+            .where(Shop.domain == domain)
+            .values(installed=False, access_token=None, refresh_token=None)
+        )
+    elif headers.topic == "shop/redact":
+        session.execute(delete(Shop).where(Shop.domain == domain))
+        session.execute(
+            delete(WebhookDelivery).where(
+                WebhookDelivery.shop_domain == domain,
+                WebhookDelivery.webhook_id != headers.webhook_id,
+            )
+        )
+    elif headers.topic == "customers/redact":
+        ids = [i for i in data.get("orders_to_redact") or [] if isinstance(i, int)]
+        if ids:
+            # Order snapshots hold no customer data; the raw deliveries do.
+            session.execute(
+                update(WebhookDelivery)
+                .where(
+                    WebhookDelivery.shop_domain == domain,
+                    WebhookDelivery.shopify_order_id.in_(ids),
+                )
+                .values(body='{"redacted": true}')
+            )

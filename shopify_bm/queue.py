@@ -1,0 +1,130 @@
+"""Queue semantics in one place: enqueue, claim, and recovery of jobs whose worker died.
+
+The outbox is the queue: an export job is a row, written in the transaction that stores the
+webhook delivery, so a shipment is never acknowledged without being queued. One row per order
+(a unique key) coalesces every delivery about that order into one export.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from shopify_bm.models import (
+    QUEUED_STATUSES,
+    REEVALUATED_STATUSES,
+    ExportJob,
+    ExportStatus,
+    Shop,
+)
+
+
+def dialect_insert(session: Session, table: Any) -> Any:
+    """`INSERT` with the dialect's `ON CONFLICT` support (PostgreSQL and SQLite share it)."""
+    name = session.get_bind().dialect.name
+    return (postgresql.insert if name == "postgresql" else sqlite.insert)(table)
+
+
+def enqueue_export(
+    session: Session, shop_id: int, shopify_order_id: int, order_name: str | None, now: datetime
+) -> None:
+    """Ask for the order to be (re)evaluated: new jobs start pending, settled ones wake up.
+
+    A running job is flagged to run again when its worker finishes, so a tag fixed while the
+    worker talks to Back Market is not missed. Jobs waiting out a backoff keep their time, and
+    exported or failed ones stay as they are (retry is a person's decision for failures).
+    """
+    table = ExportJob.__table__
+    insert = dialect_insert(session, table).values(
+        shop_id=shop_id,
+        shopify_order_id=shopify_order_id,
+        order_name=order_name,
+        status=ExportStatus.PENDING,
+        run_after=now,
+        created_at=now,
+        updated_at=now,
+    )
+    wake = table.c.status.in_([str(s) for s in REEVALUATED_STATUSES])
+    session.execute(
+        insert.on_conflict_do_update(
+            index_elements=[table.c.shop_id, table.c.shopify_order_id],
+            set_={
+                "status": case((wake, str(ExportStatus.PENDING)), else_=table.c.status),
+                "run_after": case((wake, now), else_=table.c.run_after),
+                "rerun": case(
+                    (table.c.status == str(ExportStatus.RUNNING), True), else_=table.c.rerun
+                ),
+                "order_name": func.coalesce(insert.excluded.order_name, table.c.order_name),
+                "updated_at": now,
+            },
+        )
+    )
+
+
+def claim_next_job(session: Session, worker_id: str, now: datetime) -> ExportJob | None:
+    """Take the next due job for a shop that is not throttled; None when nothing is due.
+
+    One query for both databases: `FOR UPDATE SKIP LOCKED` on PostgreSQL lets many workers
+    claim side by side without waiting on each other; SQLite serialises writers instead.
+    """
+    due = (
+        select(ExportJob.id)
+        .join(Shop, Shop.id == ExportJob.shop_id)
+        .where(
+            ExportJob.status.in_([str(s) for s in QUEUED_STATUSES]),
+            ExportJob.run_after <= now,
+            or_(Shop.throttled_until.is_(None), Shop.throttled_until <= now),
+        )
+        .order_by(ExportJob.run_after, ExportJob.id)
+        .limit(1)
+        .with_for_update(skip_locked=True, of=ExportJob)
+        .scalar_subquery()
+    )
+    claimed = session.execute(
+        update(ExportJob)
+        .where(ExportJob.id == due)
+        .values(status=ExportStatus.RUNNING, locked_by=worker_id, locked_at=now, updated_at=now)
+        .returning(ExportJob.id)
+    ).scalar_one_or_none()
+    if claimed is None:
+        return None
+    return session.get(ExportJob, claimed, populate_existing=True)
+
+
+def recover_stalled_jobs(session: Session, now: datetime, lock_timeout: timedelta) -> int:
+    """Requeue jobs whose worker stopped heart-beating (crashed or killed); returns how many.
+
+    The export itself is safe to resume: it re-reads Back Market before any write.
+    """
+    result = session.execute(
+        update(ExportJob)
+        .where(
+            and_(
+                ExportJob.status == str(ExportStatus.RUNNING),
+                ExportJob.locked_at < now - lock_timeout,
+            )
+        )
+        .values(
+            status=ExportStatus.RETRY,
+            run_after=now,
+            locked_by=None,
+            locked_at=None,
+            last_error="The worker handling this export stopped; resumed by another.",
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def next_due_at(session: Session, now: datetime) -> datetime | None:
+    """When the earliest queued job becomes due (for the worker's sleep)."""
+    return session.execute(
+        select(func.min(ExportJob.run_after)).where(
+            ExportJob.status.in_([str(s) for s in QUEUED_STATUSES])
+        )
+    ).scalar_one_or_none()

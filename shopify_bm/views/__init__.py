@@ -1,0 +1,1 @@
+"""HTTP views (blueprints): thin layers over the domain modules."""

@@ -1,0 +1,1 @@
+"""Builders shared by the tests: real-shaped Shopify payloads and signed deliveries."""
