@@ -6,6 +6,7 @@ reason the order is blocked. SKUs compare case-insensitively because Shopify tre
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,9 @@ from shopify_bm.tags import (
     parse_tags,
     quote,
 )
+
+# A tag holds no blank (the grammar refuses it) and no comma (Shopify splits tags at commas).
+_UNTAGGABLE = re.compile(r"[\s,]")
 
 
 @dataclass(frozen=True)
@@ -116,13 +120,14 @@ def match_order(
     for tag in valid_tags:
         tags_by_sku[tag.sku.casefold()].append(tag)
 
-    lines_by_sku: dict[str, list[LineItem]] = defaultdict(list)
-    for line in lines:
+    # Lines are kept by position, not id, so two lines can never share one list of IMEIs.
+    lines_by_sku: dict[str, list[int]] = defaultdict(list)
+    for index, line in enumerate(lines):
         sku = (line.sku or "").strip()
         if sku:
-            lines_by_sku[sku.casefold()].append(line)
+            lines_by_sku[sku.casefold()].append(index)
 
-    assigned: dict[int, list[str]] = {line.id: [] for line in lines}
+    assigned: list[list[str]] = [[] for _ in lines]
     for key, sku_tags in tags_by_sku.items():
         sku_lines = lines_by_sku.get(key)
         if not sku_lines:
@@ -130,19 +135,20 @@ def match_order(
             continue
         # Fill the lines of this SKU in order, one tag per unit, in the order tags were typed.
         position = 0
-        for line in sku_lines:
-            take = sku_tags[position : position + max(line.units, 0)]
-            assigned[line.id].extend(t.imei for t in take)
+        for index in sku_lines:
+            take = sku_tags[position : position + max(lines[index].units, 0)]
+            assigned[index].extend(t.imei for t in take)
             position += len(take)
         surplus = sku_tags[position:]
         if surplus:
-            problems.append(_too_many(sku_lines, sku_tags, surplus))
+            problems.append(_too_many([lines[i] for i in sku_lines], sku_tags, surplus))
 
-    for line in lines:
-        problems.extend(_line_problems(line, len(assigned[line.id]), policy))
+    for line, imeis in zip(lines, assigned, strict=True):
+        problems.extend(_line_problems(line, len(imeis), policy))
 
     result_lines = tuple(
-        LineImeis(line.id, line.sku, line.units, tuple(assigned[line.id])) for line in lines
+        LineImeis(line.id, line.sku, line.units, tuple(imeis))
+        for line, imeis in zip(lines, assigned, strict=True)
     )
     return MatchResult(result_lines, tuple(problems))
 
@@ -191,8 +197,9 @@ def _too_many(
     extra = ", ".join(quote(t.tag) for t in surplus)
     return Problem(
         ProblemCode.TOO_MANY_IMEIS,
-        f"SKU {quote(sku.strip())} has {len(tags)} IMEI tags but only {units} "
-        f"unit{'s' if units != 1 else ''} on this order; remove the extra tag(s) ({extra}).",
+        f"SKU {quote(sku.strip())} has {len(tags)} IMEI tag{'s' if len(tags) != 1 else ''} "
+        f"but only {units} unit{'s' if units != 1 else ''} on this order; remove the extra "
+        f"tag{'s' if len(surplus) != 1 else ''} ({extra}).",
         sku=sku,
     )
 
@@ -200,7 +207,7 @@ def _too_many(
 def _line_problems(line: LineItem, assigned: int, policy: MatchingPolicy) -> list[Problem]:
     if line.units <= 0 or policy.is_exempt(line.sku):
         return []
-    name = f"“{line.title}”" if line.title else f"line {line.id}"
+    name = quote(line.title) if line.title else f"line {line.id}"
     # Problems a merchant can waive by choosing to ship without IMEIs are warnings then.
     waivable = not policy.ship_without_imei
     sku = (line.sku or "").strip()
@@ -220,6 +227,17 @@ def _line_problems(line: LineItem, assigned: int, policy: MatchingPolicy) -> lis
                 ProblemCode.LINE_SKU_TOO_LONG,
                 f"Line {name} has SKU {quote(sku)} of {len(sku)} characters; a tag fits at most "
                 f"{MAX_SKU_LENGTH}, so its IMEI cannot be tagged. Shorten the variant's SKU.",
+                sku=sku,
+                line_item_id=line.id,
+                blocking=waivable,
+            )
+        ]
+    if _UNTAGGABLE.search(sku):
+        return [
+            Problem(
+                ProblemCode.LINE_SKU_UNTAGGABLE,
+                f"Line {name} has SKU {quote(sku)}, which contains a space or a comma; a tag "
+                "cannot, so its IMEI cannot be tagged. Remove them from the variant's SKU.",
                 sku=sku,
                 line_item_id=line.id,
                 blocking=waivable,

@@ -21,6 +21,8 @@ IMEI_LENGTH = 15
 TAG_EXAMPLE = "SKU123:IMEI356938035643809"
 
 _MARKER = re.compile(":imei", re.IGNORECASE)
+# Blanks after the colon ("IP13: IMEI356…") still make an attempt, reported as whitespace.
+_ATTEMPT = re.compile(r":\s*imei", re.IGNORECASE)
 # ASCII digits only: str.isdigit() and \d also accept full-width and other Unicode digits.
 _ASCII_DIGITS = re.compile(r"[0-9]+")
 _WHITESPACE = re.compile(r"\s")
@@ -46,13 +48,14 @@ class ProblemCode(StrEnum):
     DUPLICATE_IMEI = "duplicate_imei"
     LINE_WITHOUT_SKU = "line_without_sku"
     LINE_SKU_TOO_LONG = "line_sku_too_long"
+    LINE_SKU_UNTAGGABLE = "line_sku_untaggable"  # a blank or comma in the SKU: no tag can name it
 
 
 @dataclass(frozen=True)
 class Problem:
     """One reason an order cannot export, in words a warehouse worker understands."""
 
-    code: ProblemCode
+    code: StrEnum  # a ProblemCode, or a later stage's code (exports.ExportProblemCode)
     message: str
     tag: str | None = None
     sku: str | None = None
@@ -90,10 +93,18 @@ class ParsedTags:
 
 
 def quote(text: str) -> str:
-    """Quote a tag or SKU for a message, shortening monsters so the message stays readable."""
+    """Quote a tag or SKU for a message, shortening monsters so the message stays readable.
+
+    Invisible characters (line breaks, tabs, no-break spaces, broken Unicode) are shown escaped,
+    like `\\n` or `\\xa0`, so the message stays on one line and says where the blank is.
+    """
     if len(text) > _QUOTE_LIMIT:
-        text = f"{text[: _QUOTE_LIMIT - 1]}… ({len(text)} characters)"
-    return f"“{text}”"
+        return f"“{_visible(text[: _QUOTE_LIMIT - 1])}… ({len(text)} characters)”"
+    return f"“{_visible(text)}”"
+
+
+def _visible(text: str) -> str:
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def split_tags(tags: str | Iterable[str] | None) -> list[str]:
@@ -106,7 +117,7 @@ def split_tags(tags: str | Iterable[str] | None) -> list[str]:
 
 def is_imei_tag(tag: str) -> bool:
     """True when the tag is an attempt at an IMEI tag (contains `:IMEI`, any case)."""
-    return _MARKER.search(tag) is not None
+    return _ATTEMPT.search(tag) is not None
 
 
 def parse_tag(tag: str) -> ImeiTag | list[Problem]:
@@ -184,8 +195,8 @@ def _imei_problems(tag: str, value: str, shown: str) -> list[Problem]:
         return [
             Problem(
                 ProblemCode.IMEI_WRONG_LENGTH,
-                f"Tag {shown}: the IMEI has {len(value)} digits; an IMEI has exactly "
-                f"{IMEI_LENGTH}.",
+                f"Tag {shown}: the IMEI has {len(value)} digit{'s' if len(value) != 1 else ''}; "
+                f"an IMEI has exactly {IMEI_LENGTH}.",
                 tag=tag,
                 imei=value if len(value) <= _QUOTE_LIMIT else None,
             )

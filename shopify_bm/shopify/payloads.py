@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from shopify_bm.matching import LineItem as MatchingLine
 from shopify_bm.tags import split_tags
 
+_GID_PREFIX = "gid://shopify/"
+
 
 class _Payload(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
@@ -111,6 +113,15 @@ class Order(_Payload):
     @classmethod
     def _null_is_empty(cls, value: Any) -> Any:
         return [] if value is None else value
+
+    @field_validator("admin_graphql_api_id")
+    @classmethod
+    def _is_an_order(cls, value: str | None) -> str | None:
+        # A fulfillment body also has an `id` and `line_items`; its global id says what it is.
+        if value and value.startswith(_GID_PREFIX) and not value.startswith(f"{_GID_PREFIX}Order/"):
+            kind = value.removeprefix(_GID_PREFIX).split("/", 1)[0]
+            raise ValueError(f"this is a {kind}, not an Order")
+        return value
 
     @property
     def tag_list(self) -> list[str]:
