@@ -1,0 +1,1 @@
+"""Back Market seller API: the client the exports use, and a local simulator of the API."""
