@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from flask import Flask, Response, jsonify
-from werkzeug.exceptions import HTTPException
+if TYPE_CHECKING:
+    from flask import Flask
 
-from shopify_bm.runtime import Runtime
-from shopify_bm.settings import Settings
-from shopify_bm.shopify.webhooks import WebhookRejectedError
+    from shopify_bm.runtime import Runtime
+    from shopify_bm.settings import Settings
 
 __version__ = "0.1.0"
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -17,6 +17,12 @@ TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> Flask:
     """The Flask app: settings from the environment unless given (tests pass their own)."""
+    # Imported here so the CLI's `check` starts without loading the web and database stack.
+    from flask import Flask  # noqa: PLC0415
+
+    from shopify_bm.runtime import Runtime  # noqa: PLC0415
+    from shopify_bm.views import health, webhooks  # noqa: PLC0415
+
     runtime = runtime or Runtime.start(settings)
     app = Flask(
         __name__,
@@ -26,8 +32,6 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.config["MAX_CONTENT_LENGTH"] = runtime.settings.webhook_max_bytes
     app.extensions["shopify_bm"] = runtime
 
-    from shopify_bm.views import health, webhooks  # noqa: PLC0415 (views import the app's deps)
-
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(health.bp)
     _register_error_handlers(app)
@@ -35,6 +39,11 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
 
 
 def _register_error_handlers(app: Flask) -> None:
+    from flask import Response, jsonify  # noqa: PLC0415
+    from werkzeug.exceptions import HTTPException  # noqa: PLC0415
+
+    from shopify_bm.shopify.webhooks import WebhookRejectedError  # noqa: PLC0415
+
     @app.errorhandler(WebhookRejectedError)
     def _rejected(error: WebhookRejectedError) -> tuple[Response, int]:
         app.logger.info("webhook rejected (%s): %s", error.status, error.message)

@@ -77,9 +77,11 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     with psycopg.connect(conninfo, autocommit=True) as connection:
         connection.execute(f'CREATE SCHEMA "{schema}"')
     try:
-        yield make_url(POSTGRES_URL).update_query_dict(
-            {"options": f"-csearch_path={schema}"}
-        ).render_as_string(hide_password=False)
+        yield (
+            make_url(POSTGRES_URL)
+            .update_query_dict({"options": f"-csearch_path={schema}"})
+            .render_as_string(hide_password=False)
+        )
     finally:
         with psycopg.connect(conninfo, autocommit=True) as connection:
             connection.execute(f'DROP SCHEMA "{schema}" CASCADE')

@@ -164,8 +164,7 @@ def test_known_topic_we_do_not_act_on_gets_200(live_server, runtime) -> None:
 
 
 def test_previous_secret_is_accepted_while_rotating(database_url, tmp_path) -> None:
-    from conftest import make_settings  # noqa: PLC0415
-
+    from conftest import make_settings
     from shopify_bm import create_app
 
     settings = make_settings(
@@ -254,7 +253,7 @@ def test_other_methods_get_405(live_server) -> None:
 
 
 def test_app_uninstalled_forgets_the_shopify_token(live_server, runtime) -> None:
-    from shopify_bm.models import Shop  # noqa: PLC0415
+    from shopify_bm.models import Shop
 
     with runtime.db.transaction() as session:
         session.execute(select(Shop)).scalar_one().access_token = "shpat_secret"
