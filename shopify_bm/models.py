@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -99,6 +100,8 @@ class Shop(Base):
     tag_prefix: Mapped[str] = mapped_column(String(20), default="BM:")
     # Back Market throttled this shop: its jobs wait, other shops' do not.
     throttled_until: Mapped[datetime | None]
+    # The shop's request budget (see budget.py): GCRA theoretical arrival time, epoch seconds.
+    request_tat: Mapped[float] = mapped_column(Float, default=0.0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -164,6 +167,7 @@ class ExportJob(Base):
     __table_args__ = (
         UniqueConstraint("shop_id", "shopify_order_id"),
         Index("ix_export_jobs_claim", "status", "run_after"),
+        Index("ix_export_jobs_shop_claim", "shop_id", "status", "run_after"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)

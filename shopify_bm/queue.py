@@ -14,6 +14,7 @@ from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from shopify_bm.budget import RequestBudget, has_budget_condition
 from shopify_bm.models import (
     QUEUED_STATUSES,
     REEVALUATED_STATUSES,
@@ -65,12 +66,17 @@ def enqueue_export(
     )
 
 
-def claim_next_job(session: Session, worker_id: str, now: datetime) -> ExportJob | None:
-    """Take the next due job for a shop that is not throttled; None when nothing is due.
+def claim_next_job(
+    session: Session, worker_id: str, now: datetime, budget: RequestBudget | None = None
+) -> ExportJob | None:
+    """Take the next due job of a shop that may call Back Market now; None when none is due.
 
-    One query for both databases: `FOR UPDATE SKIP LOCKED` on PostgreSQL lets many workers
-    claim side by side without waiting on each other; SQLite serialises writers instead.
+    Fair across shops: the shop served least recently (its budget's TAT is oldest) goes first,
+    and shops whose budget is spent or that Back Market throttled are skipped, so one busy shop
+    never holds the workers others could use. One query for both databases: `FOR UPDATE SKIP
+    LOCKED` on PostgreSQL lets many workers claim side by side; SQLite serialises writers.
     """
+    budget = budget or RequestBudget()
     due = (
         select(ExportJob.id)
         .join(Shop, Shop.id == ExportJob.shop_id)
@@ -78,8 +84,9 @@ def claim_next_job(session: Session, worker_id: str, now: datetime) -> ExportJob
             ExportJob.status.in_([str(s) for s in QUEUED_STATUSES]),
             ExportJob.run_after <= now,
             or_(Shop.throttled_until.is_(None), Shop.throttled_until <= now),
+            has_budget_condition(now.timestamp(), budget),
         )
-        .order_by(ExportJob.run_after, ExportJob.id)
+        .order_by(Shop.request_tat, ExportJob.run_after, ExportJob.id)
         .limit(1)
         .with_for_update(skip_locked=True, of=ExportJob)
         .scalar_subquery()

@@ -14,7 +14,7 @@ from werkzeug.serving import make_server
 
 from shopify_bm import create_app
 from shopify_bm.runtime import Runtime
-from shopify_bm.worker import Worker
+from shopify_bm.worker import WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +38,9 @@ def _on_stop_signals(stop: Any) -> None:
 def run_worker(runtime: Runtime) -> None:
     """One worker process; SIGTERM finishes the current job and exits."""
     runtime.prepare()
-    worker = Worker(runtime)
-    _on_stop_signals(worker.stop.set)
-    worker.run()
+    pool = WorkerPool(runtime, runtime.settings.worker_concurrency)
+    _on_stop_signals(pool.stop)
+    pool.run()
 
 
 def serve(runtime: Runtime) -> None:
@@ -49,12 +49,11 @@ def serve(runtime: Runtime) -> None:
     app = create_app(runtime=runtime)
     settings = runtime.settings
     server = make_server(settings.host, settings.port, app, threaded=True)
-    worker = Worker(runtime)
-    worker_thread = threading.Thread(target=worker.run, name="export-worker", daemon=True)
+    pool = WorkerPool(runtime, settings.worker_concurrency)
+    worker_thread = threading.Thread(target=pool.run, name="export-workers", daemon=True)
 
     def stop() -> None:
-        worker.stop.set()
-        runtime.work_available.set()
+        pool.stop()
         threading.Thread(target=server.shutdown, daemon=True).start()
 
     _on_stop_signals(stop)

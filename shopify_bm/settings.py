@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8080
     worker_poll_seconds: float = Field(default=1.0, alias="SHOPIFY_BM_WORKER_POLL_SECONDS", gt=0)
+    # Threads per worker process: exports mostly wait on Back Market, so threads overlap them.
+    worker_concurrency: int = Field(default=8, alias="SHOPIFY_BM_WORKER_CONCURRENCY", ge=1)
     job_lock_timeout_seconds: float = Field(
         default=600.0, alias="SHOPIFY_BM_JOB_LOCK_TIMEOUT_SECONDS", gt=0
     )

@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -26,6 +27,7 @@ from shopify_bm import backoff
 from shopify_bm.backmarket.client import BackMarketClient
 from shopify_bm.backmarket.errors import BackMarketError, NotFoundError, RateLimitedError
 from shopify_bm.backmarket.retry import is_transient, needs_merchant_action, retry_after
+from shopify_bm.budget import RequestBudget, reserve_request
 from shopify_bm.exports import (
     Block,
     ExportPlan,
@@ -81,44 +83,99 @@ class JobFinished(Exception):
         self.retry_at = retry_at
 
 
+class ClientCache:
+    """One Back Market client per shop and token, shared by a process's worker threads.
+
+    httpx clients are thread-safe and keep connections alive, so threads reuse them.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        self._clients: dict[tuple[int, str], BackMarketClient] = {}
+
+    def get(self, shop: Shop) -> BackMarketClient:
+        """The shop's client, built on first use; blocks the export when settings are wrong."""
+        if not shop.backmarket_token:
+            raise JobFinished(
+                ExportStatus.BLOCKED,
+                "No Back Market API token is configured for this shop.",
+                reason_code="backmarket_token_missing",
+            )
+        key = (shop.id, shop.backmarket_token)
+        with self._lock:
+            if key not in self._clients:
+                self._clients[key] = self._build(shop, shop.backmarket_token)
+            return self._clients[key]
+
+    def _build(self, shop: Shop, token: str) -> BackMarketClient:
+        try:
+            return BackMarketClient.build(
+                base_url=shop.backmarket_url,
+                token=SecretStr(token),
+                company=shop.backmarket_company or shop.name or shop.domain.split(".")[0],
+                contact_email=shop.backmarket_contact_email or "",
+                locale=shop.backmarket_locale,
+                timeout=self._timeout,
+            )
+        except ValueError as error:  # the client's own checks; messages never hold the token
+            raise JobFinished(
+                ExportStatus.BLOCKED,
+                f"The Back Market settings are incomplete: {error}. Back Market requires a "
+                "contact email and a valid token (BACKMARKET_CONTACT_EMAIL, "
+                "BACKMARKET_API_TOKEN).",
+                reason_code="backmarket_settings_invalid",
+            ) from None
+
+    def close(self) -> None:
+        """Close every client's connections."""
+        with self._lock:
+            for client in self._clients.values():
+                client.close()
+            self._clients.clear()
+
+
 @dataclass
 class Worker:
-    """One export worker; `run` loops until `stop` is set, finishing the job in hand."""
+    """One export loop (one thread); `run` loops until `stop` is set, finishing the job in hand."""
 
     runtime: Runtime
     client_factory: ClientFactory | None = None
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     stop: threading.Event = field(default_factory=threading.Event)
     clock: Callable[[], datetime] = utcnow
-    _clients: dict[tuple[int, str], BackMarketClient] = field(default_factory=dict, repr=False)
-    _listener: psycopg.Connection[Any] | None = field(default=None, repr=False)
+    budget: RequestBudget = field(default_factory=RequestBudget)
+    clients: ClientCache | None = None
+    _owns_clients: bool = field(default=False, repr=False)
+    _next_recovery: float = field(default=0.0, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.clients is None:
+            self.clients = ClientCache(self.runtime.settings.backmarket_timeout_seconds)
+            self._owns_clients = True
 
     def run(self) -> None:
-        """Claim and run jobs until asked to stop; sleep until woken or the next job is due."""
+        """Claim and run jobs until asked to stop; sleep until woken or the poll interval ends."""
         log.info("worker %s started", self.worker_id)
+        waker = self.runtime.waker
         while not self.stop.is_set():
+            seen = waker.generation
             if not self.run_once():
-                self._wait(self.runtime.settings.worker_poll_seconds)
+                waker.wait(seen, self.runtime.settings.worker_poll_seconds)
         self.close()
         log.info("worker %s stopped", self.worker_id)
 
     def close(self) -> None:
-        """Release connections to Back Market and the LISTEN connection."""
-        for client in self._clients.values():
-            client.close()
-        self._clients.clear()
-        if self._listener is not None:
-            self._listener.close()
+        """Release the Back Market connections this worker owns."""
+        if self._owns_clients and self.clients is not None:
+            self.clients.close()
 
     def run_once(self) -> bool:
-        """Recover stalled jobs, then claim and run one; False when none was due."""
+        """Claim and run one due job (recovering stalled ones now and then); False when none."""
         now = self.clock()
         with self.runtime.db.transaction() as session:
-            lock_timeout = timedelta(seconds=self.runtime.settings.job_lock_timeout_seconds)
-            recovered = recover_stalled_jobs(session, now, lock_timeout)
-            if recovered:
-                log.warning("requeued %d export(s) left by a stopped worker", recovered)
-            job = claim_next_job(session, self.worker_id, now)
+            self._recover_stalled(session, now)
+            job = claim_next_job(session, self.worker_id, now, self.budget)
             if job is None:
                 return False
             job_id = job.id
@@ -129,27 +186,16 @@ class Worker:
         self._run_job(job_id, attempt_id)
         return True
 
-    def _wait(self, seconds: float) -> None:
-        """Sleep until new work is announced or `seconds` pass."""
-        if self.runtime.db.is_postgresql:
-            self._wait_for_notify(seconds)
-        elif self.runtime.work_available.wait(seconds):
-            self.runtime.work_available.clear()
-
-    def _wait_for_notify(self, seconds: float) -> None:
-        # Any process that queues an export NOTIFYs at commit (see ingestion): no poll delay.
-        if self._listener is None or self._listener.closed:
-            url = self.runtime.db.url.set(drivername="postgresql")
-            self._listener = psycopg.connect(
-                url.render_as_string(hide_password=False), autocommit=True
-            )
-            self._listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
-        try:
-            for _ in self._listener.notifies(timeout=seconds, stop_after=1):
-                pass
-        except psycopg.OperationalError:
-            log.warning("lost the LISTEN connection; reconnecting at the next wait")
-            self._listener.close()
+    def _recover_stalled(self, session: Session, now: datetime) -> None:
+        # A crashed worker's jobs wait out the lock timeout; looking a few times per timeout is
+        # enough, and spares an UPDATE on every claim.
+        timeout = self.runtime.settings.job_lock_timeout_seconds
+        if time.monotonic() < self._next_recovery:
+            return
+        self._next_recovery = time.monotonic() + min(timeout / 4, 30.0)
+        recovered = recover_stalled_jobs(session, now, timedelta(seconds=timeout))
+        if recovered:
+            log.warning("requeued %d export(s) left by a stopped worker", recovered)
 
     # One job ----------------------------------------------------------------------------------
 
@@ -220,7 +266,11 @@ class Worker:
         return ExportStatus.EXPORTED, f"{shipped}; {len(plan.imeis_by_line)} IMEI(s) on record"
 
     def _call(self, job: ExportJob, call: Callable[[], Any], doing: str) -> Any:
-        """One Back Market request; its failure ends the run with the right status."""
+        """One Back Market request within the shop's budget; a failure ends the run."""
+        with self.runtime.db.transaction() as session:
+            wait = reserve_request(session, job.shop_id, self.clock().timestamp(), self.budget)
+        if wait > 0:
+            time.sleep(wait)  # our place in the shop's line is taken; other shops are unaffected
         try:
             return call()
         except BackMarketError as error:
@@ -264,9 +314,13 @@ class Worker:
     def _throttle(self, shop_id: int, retry_after: float | None) -> None:
         """Pause this shop's exports only; other shops keep their own Back Market budget."""
         pause = timedelta(seconds=retry_after) if retry_after else DEFAULT_THROTTLE
+        until = self.clock() + pause
         with self.runtime.db.transaction() as session:
+            # The budget restarts after the block, so the shop does not burst straight into it.
             session.execute(
-                update(Shop).where(Shop.id == shop_id).values(throttled_until=self.clock() + pause)
+                update(Shop)
+                .where(Shop.id == shop_id)
+                .values(throttled_until=until, request_tat=until.timestamp())
             )
 
     def _reserve_imeis(self, job: ExportJob, ready: ReadyToExport, overrides: Overrides) -> None:
@@ -317,32 +371,8 @@ class Worker:
     def _client(self, shop: Shop) -> BackMarketClient:
         if self.client_factory is not None:
             return self.client_factory(shop)
-        if not shop.backmarket_token:
-            raise JobFinished(
-                ExportStatus.BLOCKED,
-                "No Back Market API token is configured for this shop.",
-                reason_code="backmarket_token_missing",
-            )
-        key = (shop.id, shop.backmarket_token)
-        if key not in self._clients:
-            try:
-                self._clients[key] = BackMarketClient.build(
-                    base_url=shop.backmarket_url,
-                    token=SecretStr(shop.backmarket_token),
-                    company=shop.backmarket_company or shop.name or shop.domain.split(".")[0],
-                    contact_email=shop.backmarket_contact_email or "",
-                    locale=shop.backmarket_locale,
-                    timeout=self.runtime.settings.backmarket_timeout_seconds,
-                )
-            except ValueError as error:  # the client's own checks; messages never hold the token
-                raise JobFinished(
-                    ExportStatus.BLOCKED,
-                    f"The Back Market settings are incomplete: {error}. Back Market requires a "
-                    "contact email and a valid token (BACKMARKET_CONTACT_EMAIL, "
-                    "BACKMARKET_API_TOKEN).",
-                    reason_code="backmarket_settings_invalid",
-                ) from None
-        return self._clients[key]
+        assert self.clients is not None  # set in __post_init__
+        return self.clients.get(shop)
 
     # Bookkeeping ------------------------------------------------------------------------------
 
@@ -410,3 +440,93 @@ def _shipment_record(plan: ExportPlan, ready: ReadyToExport) -> dict[str, Any]:
         "imeis_by_line": {str(k): v for k, v in plan.imeis_by_line.items()},
         "accept_skus": list(plan.accept_skus),
     }
+
+
+class PostgresListener:
+    """LISTENs for queued exports on PostgreSQL and wakes this process's idle workers at once.
+
+    Any process that queues an export NOTIFYs at commit (see ingestion), so workers on other
+    hosts start within milliseconds instead of at their next poll.
+    """
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pg-listener", daemon=True)
+
+    def start(self) -> None:
+        """Listen in a background thread."""
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop listening (within a second)."""
+        self.stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        conninfo = self.runtime.db.url.set(drivername="postgresql")
+        while not self.stop.is_set():
+            try:
+                with psycopg.connect(
+                    conninfo.render_as_string(hide_password=False), autocommit=True
+                ) as connection:
+                    connection.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    while not self.stop.is_set():
+                        for _ in connection.notifies(timeout=1.0):
+                            self.runtime.waker.notify()
+            except psycopg.OperationalError as error:
+                log.warning("LISTEN connection lost (%s); polling until it is back", error)
+                self.stop.wait(2.0)
+
+
+class WorkerPool:
+    """`concurrency` worker threads in one process, sharing Back Market clients and wake-ups.
+
+    Exports spend most of their time waiting on Back Market, so threads overlap that latency;
+    the per-shop budget, not the thread count, bounds each shop's request rate.
+    """
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        concurrency: int,
+        *,
+        client_factory: ClientFactory | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.runtime = runtime
+        self.clients = ClientCache(runtime.settings.backmarket_timeout_seconds)
+        base = f"{socket.gethostname()}:{os.getpid()}"
+        self.workers = [
+            Worker(
+                runtime,
+                client_factory=client_factory,
+                worker_id=f"{base}:{n}",
+                clock=clock,
+                clients=self.clients,
+            )
+            for n in range(max(concurrency, 1))
+        ]
+        self._listener = PostgresListener(runtime) if runtime.db.is_postgresql else None
+
+    def run(self) -> None:
+        """Run every worker until `stop`; returns when all finished their current job."""
+        if self._listener is not None:
+            self._listener.start()
+        threads = [
+            threading.Thread(target=w.run, name=f"export-worker-{n}")
+            for n, w in enumerate(self.workers)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if self._listener is not None:
+            self._listener.close()
+        self.clients.close()
+
+    def stop(self) -> None:
+        """Ask every worker to stop after its current job."""
+        for worker in self.workers:
+            worker.stop.set()
+        self.runtime.waker.notify()

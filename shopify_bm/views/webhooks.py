@@ -33,7 +33,7 @@ def receive() -> tuple[Response, int]:
     with runtime.db.transaction() as session:
         result = ingest_delivery(session, headers, body, data, utcnow())
     if result.enqueued:
-        runtime.work_available.set()
+        runtime.waker.notify()
     return jsonify(status=str(result.outcome)), 200
 
 

@@ -1,0 +1,30 @@
+"""Per-shop Back Market request budget, and an index for claiming shop by shop.
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2026-11-24
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("shops") as batch:
+        batch.add_column(
+            sa.Column("request_tat", sa.Float(), nullable=False, server_default=sa.text("0"))
+        )
+    op.create_index("ix_export_jobs_shop_claim", "export_jobs", ["shop_id", "status", "run_after"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_export_jobs_shop_claim", table_name="export_jobs")
+    with op.batch_alter_table("shops") as batch:
+        batch.drop_column("request_tat")
