@@ -298,6 +298,18 @@ def _assign_to_backmarket_lines(
                     sku=line.listing,
                 )
             )
+        elif not waive:
+            # More phones of this SKU at Back Market than IMEIs for it in Shopify: without this
+            # the line would ship silently without an IMEI.
+            problems.append(
+                Problem(
+                    ExportProblemCode.BACKMARKET_LINE_UNMATCHED,
+                    f"Back Market line {line.id} ({quote(line.listing or '')}) has no IMEI left: "
+                    "Back Market's order has more units of this SKU than the Shopify order "
+                    "ships. Check both orders before shipping.",
+                    sku=line.listing,
+                )
+            )
     return Block(tuple(problems)) if problems else assignment
 
 

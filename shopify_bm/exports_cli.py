@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
+from sqlalchemy.orm import Session
 
 from shopify_bm.models import ExportStatus, utcnow
 from shopify_bm.operations import (
@@ -31,10 +34,16 @@ def exports() -> None:
     """List, inspect, retry and override order exports."""
 
 
-def _runtime() -> Runtime:
+@contextmanager
+def _transaction() -> Iterator[Session]:
+    """One transaction on the database the environment names; its connections closed after."""
     runtime = Runtime.start()
-    runtime.db.upgrade()
-    return runtime
+    try:
+        runtime.db.upgrade()
+        with runtime.db.transaction() as session:
+            yield session
+    finally:
+        runtime.db.dispose()
 
 
 def _emit(as_json: bool, payload: Any, text: str) -> None:
@@ -59,7 +68,7 @@ def _fail(error: Exception) -> None:
 @_json_option
 def list_command(statuses: tuple[str, ...], shop: str | None, limit: int, as_json: bool) -> None:
     """Exports, most recently changed first."""
-    with _runtime().db.transaction() as session:
+    with _transaction() as session:
         views = list_exports(session, statuses, shop, limit)
     lines = [
         f"{v.order:<12} {v.status:<9} {v.backmarket_order_id or '-':<10} {v.shop:<30} "
@@ -80,7 +89,7 @@ def list_command(statuses: tuple[str, ...], shop: str | None, limit: int, as_jso
 @_json_option
 def show_command(order: str, shop: str | None, as_json: bool) -> None:
     """Everything about one export: status, reasons, what was sent, every attempt."""
-    with _runtime().db.transaction() as session:
+    with _transaction() as session:
         try:
             view = describe_export(session, order, shop)
             attempts = attempts_of(session, order, shop)
@@ -119,8 +128,7 @@ def render_export(view: ExportView) -> str:
 
 
 def _retry(order: str, shop: str | None, as_json: bool, **overrides: bool) -> None:
-    runtime = _runtime()
-    with runtime.db.transaction() as session:
+    with _transaction() as session:
         try:
             view = retry_export(session, order, utcnow(), shop=shop, actor="cli", **overrides)
         except (ExportNotFoundError, AmbiguousExportError, ExportAlreadyDoneError) as error:

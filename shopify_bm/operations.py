@@ -15,6 +15,8 @@ from sqlalchemy.orm import Session
 
 from shopify_bm.models import ExportAttempt, ExportJob, ExportStatus, Shop
 
+_MAX_ID = 2**63 - 1  # BIGINT: a larger number names no order, and the databases refuse it
+
 
 class ExportNotFoundError(LookupError):
     """No export matches that order reference."""
@@ -90,8 +92,10 @@ def find_export(session: Session, ref: str, shop: str | None = None) -> tuple[Ex
     ref = ref.strip()
     name = ref if ref.startswith("#") else f"#{ref}"
     conditions = [ExportJob.order_name == name, ExportJob.order_name == ref]
-    if ref.lstrip("#").isdigit():
-        number = int(ref.lstrip("#"))
+    digits = ref.lstrip("#")
+    # ASCII digits only (int() refuses "²" and reads "١٠٤٢"), and within the id columns' range.
+    if digits.isascii() and digits.isdigit() and int(digits) <= _MAX_ID:
+        number = int(digits)
         conditions += [
             ExportJob.shopify_order_id == number,
             ExportJob.backmarket_order_id == number,

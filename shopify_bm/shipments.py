@@ -51,7 +51,7 @@ def backmarket_order_id(order: Order, note_attribute: str, tag_prefix: str) -> i
 def _positive_int(text: str) -> int | None:
     text = text.strip()
     if text.isascii() and text.isdigit() and 0 < len(text) <= 18:
-        return int(text)
+        return int(text) or None  # "0" or "000" names no order
     return None
 
 
