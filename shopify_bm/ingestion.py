@@ -14,10 +14,10 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import JSON, bindparam, delete, select, text, update
 from sqlalchemy.orm import Session
 
-from shopify_bm.models import ExportJob, Order, Shop, WebhookDelivery
+from shopify_bm.models import Order, Shop, UTCDateTime, WebhookDelivery
 from shopify_bm.queue import dialect_insert, enqueue_export
 from shopify_bm.shipments import backmarket_order_id, is_fully_fulfilled, merge_fulfillments
 from shopify_bm.shopify.payloads import Fulfillment, describe_validation_error, parse_order
@@ -32,6 +32,59 @@ from shopify_bm.shopify.webhooks import (
 
 NOTIFY_CHANNEL = "shopify_bm_exports"
 _T = TypeVar("_T")
+
+# The hot path is plain SQL compiled once (SQLite 3.35+ and PostgreSQL share this syntax):
+# building SQLAlchemy constructs per request cost more than the database work itself.
+_INSERT_DELIVERY = text(
+    """
+    INSERT INTO webhook_deliveries (webhook_id, event_id, topic, shop_domain, api_version,
+        triggered_at, received_at, shopify_order_id, body)
+    VALUES (:webhook_id, :event_id, :topic, :shop_domain, :api_version,
+        :triggered_at, :received_at, :shopify_order_id, :body)
+    ON CONFLICT (webhook_id) DO NOTHING
+    RETURNING id
+    """
+).bindparams(
+    bindparam("triggered_at", type_=UTCDateTime()),
+    bindparam("received_at", type_=UTCDateTime()),
+)
+_SELECT_SHOP = text(
+    """
+    SELECT id, note_attribute, tag_prefix, access_token IS NOT NULL
+    FROM shops WHERE domain = :domain AND installed
+    """
+)
+# An older snapshot (by Shopify's updated_at) never replaces a newer one.
+_UPSERT_ORDER = (
+    text(
+        """
+        INSERT INTO orders (shop_id, shopify_order_id, name, backmarket_order_id, payload,
+            order_updated_at, fulfillments, updated_at)
+        VALUES (:shop_id, :shopify_order_id, :name, :backmarket_order_id, :payload,
+            :order_updated_at, :no_fulfillments, :now)
+        ON CONFLICT (shop_id, shopify_order_id) DO UPDATE SET
+            payload = excluded.payload,
+            order_updated_at = excluded.order_updated_at,
+            name = excluded.name,
+            backmarket_order_id = excluded.backmarket_order_id,
+            updated_at = excluded.updated_at
+        WHERE orders.order_updated_at IS NULL
+            OR (excluded.order_updated_at IS NOT NULL
+                AND orders.order_updated_at <= excluded.order_updated_at)
+        RETURNING fulfillments
+        """
+    )
+    .bindparams(
+        bindparam("payload", type_=JSON()),
+        bindparam("no_fulfillments", type_=JSON()),
+        bindparam("order_updated_at", type_=UTCDateTime()),
+        bindparam("now", type_=UTCDateTime()),
+    )
+    .columns(fulfillments=JSON())
+)
+_NOTIFY = text(f"NOTIFY {NOTIFY_CHANNEL}")
+_ORDER_EXISTS = text("SELECT 1 FROM orders WHERE shop_id = :shop_id AND shopify_order_id = :oid")
+_JOB_EXISTS = text("SELECT 1 FROM export_jobs WHERE shop_id = :shop_id AND shopify_order_id = :oid")
 
 
 class Outcome(StrEnum):
@@ -82,21 +135,20 @@ def ingest_delivery(
             raise MalformedPayloadError("fulfillment has no order_id")
 
     order_id = order.id if order else (fulfillment.order_id if fulfillment else None)
-    inserted = session.execute(
-        dialect_insert(session, WebhookDelivery.__table__)
-        .values(
-            webhook_id=headers.webhook_id,
-            event_id=headers.event_id,
-            topic=headers.topic,
-            shop_domain=headers.shop_domain,
-            api_version=headers.api_version,
-            triggered_at=headers.triggered_at,
-            received_at=now,
-            shopify_order_id=order_id,
-            body=body.decode("utf-8"),
-        )
-        .on_conflict_do_nothing(index_elements=["webhook_id"])
-        .returning(WebhookDelivery.__table__.c.id)
+    connection = session.connection()
+    inserted = connection.execute(
+        _INSERT_DELIVERY,
+        {
+            "webhook_id": headers.webhook_id,
+            "event_id": headers.event_id,
+            "topic": headers.topic,
+            "shop_domain": headers.shop_domain,
+            "api_version": headers.api_version,
+            "triggered_at": headers.triggered_at,
+            "received_at": now,
+            "shopify_order_id": order_id,
+            "body": body.decode("utf-8"),
+        },
     ).scalar_one_or_none()
     if inserted is None:
         return IngestResult(Outcome.DUPLICATE)
@@ -112,9 +164,9 @@ def ingest_delivery(
         enqueued = _store_order(session, shop, order, now)
     elif fulfillment is not None:
         enqueued = _store_fulfillment(session, shop, fulfillment, now)
-    if enqueued and session.get_bind().dialect.name == "postgresql":
+    if enqueued and connection.dialect.name == "postgresql":
         # Wake LISTENing workers at commit, so the export starts in milliseconds, not a poll.
-        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+        connection.execute(_NOTIFY)
     return IngestResult(Outcome.STORED, enqueued)
 
 
@@ -129,48 +181,32 @@ def _validated(parse: Callable[[], _T]) -> _T:
 
 
 def _shop(session: Session, domain: str) -> _ShopRow | None:
-    row = session.execute(
-        select(Shop.id, Shop.note_attribute, Shop.tag_prefix, Shop.access_token.is_not(None)).where(
-            Shop.domain == domain, Shop.installed.is_(True)
-        )
-    ).one_or_none()
-    return None if row is None else _ShopRow(*row)
+    row = session.connection().execute(_SELECT_SHOP, {"domain": domain}).one_or_none()
+    return None if row is None else _ShopRow(row[0], row[1], row[2], bool(row[3]))
 
 
 def _store_order(session: Session, shop: _ShopRow, order: OrderPayload, now: datetime) -> bool:
     bm_id = backmarket_order_id(order, shop.note_attribute, shop.tag_prefix)
     if bm_id is None and not _known_order(session, shop.id, order.id):
         return False  # not a Back Market order: never blocked, never exported
-    table = Order.__table__
     # Only the fields the export reads are kept: no customer data at rest beyond the delivery.
-    snapshot = order.model_dump(mode="json")
-    insert = dialect_insert(session, table).values(
-        shop_id=shop.id,
-        shopify_order_id=order.id,
-        name=order.name,
-        backmarket_order_id=bm_id,
-        payload=snapshot,
-        order_updated_at=order.updated_at,
-        fulfillments={},
-        updated_at=now,
-    )
-    newer = (table.c.order_updated_at.is_(None)) | (
-        insert.excluded.order_updated_at.is_not(None)
-        & (table.c.order_updated_at <= insert.excluded.order_updated_at)
-    )
-    stored = session.execute(
-        insert.on_conflict_do_update(
-            index_elements=[table.c.shop_id, table.c.shopify_order_id],
-            set_={
-                "payload": insert.excluded.payload,
-                "order_updated_at": insert.excluded.order_updated_at,
-                "name": insert.excluded.name,
-                "backmarket_order_id": insert.excluded.backmarket_order_id,
-                "updated_at": now,
+    stored = (
+        session.connection()
+        .execute(
+            _UPSERT_ORDER,
+            {
+                "shop_id": shop.id,
+                "shopify_order_id": order.id,
+                "name": order.name,
+                "backmarket_order_id": bm_id,
+                "payload": order.model_dump(mode="json"),
+                "order_updated_at": order.updated_at,
+                "no_fulfillments": {},
+                "now": now,
             },
-            where=newer,
-        ).returning(table.c.fulfillments)
-    ).one_or_none()
+        )
+        .one_or_none()
+    )
     if stored is None:
         return False  # an older snapshot than the one we hold: it changes nothing
     fulfillments = merge_fulfillments(order, stored[0])
@@ -219,23 +255,13 @@ def _newest(previous: dict[str, Any] | None, candidate: dict[str, Any]) -> dict[
 
 
 def _known_order(session: Session, shop_id: int, order_id: int) -> bool:
-    return (
-        session.execute(
-            select(Order.id).where(Order.shop_id == shop_id, Order.shopify_order_id == order_id)
-        ).first()
-        is not None
-    )
+    params = {"shop_id": shop_id, "oid": order_id}
+    return session.connection().execute(_ORDER_EXISTS, params).first() is not None
 
 
 def _has_job(session: Session, shop_id: int, order_id: int) -> bool:
-    return (
-        session.execute(
-            select(ExportJob.id).where(
-                ExportJob.shop_id == shop_id, ExportJob.shopify_order_id == order_id
-            )
-        ).first()
-        is not None
-    )
+    params = {"shop_id": shop_id, "oid": order_id}
+    return session.connection().execute(_JOB_EXISTS, params).first() is not None
 
 
 def _handle_shop_lifecycle(

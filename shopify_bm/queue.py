@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -21,13 +21,38 @@ from shopify_bm.models import (
     ExportJob,
     ExportStatus,
     Shop,
+    UTCDateTime,
 )
+
+_WAKE = ", ".join(f"'{status}'" for status in REEVALUATED_STATUSES)
 
 
 def dialect_insert(session: Session, table: Any) -> Any:
     """`INSERT` with the dialect's `ON CONFLICT` support (PostgreSQL and SQLite share it)."""
     name = session.get_bind().dialect.name
     return (postgresql.insert if name == "postgresql" else sqlite.insert)(table)
+
+
+# Compiled once: this runs inside every webhook request. New jobs start pending; a new trigger
+# wakes settled jobs, keeps a backoff's time, and flags a running job to run again.
+_ENQUEUE = text(
+    f"""
+    INSERT INTO export_jobs (shop_id, shopify_order_id, order_name, status, run_after, attempts,
+        rerun, problems, accepted_skus, imei_line_ids, ship_without_imei, allow_reused_imeis,
+        created_at, updated_at)
+    VALUES (:shop_id, :shopify_order_id, :order_name, '{ExportStatus.PENDING}', :now, 0,
+        false, '[]', '[]', '[]', false, false, :now, :now)
+    ON CONFLICT (shop_id, shopify_order_id) DO UPDATE SET
+        status = CASE WHEN export_jobs.status IN ({_WAKE})
+            THEN '{ExportStatus.PENDING}' ELSE export_jobs.status END,
+        run_after = CASE WHEN export_jobs.status IN ({_WAKE})
+            THEN excluded.run_after ELSE export_jobs.run_after END,
+        rerun = CASE WHEN export_jobs.status = '{ExportStatus.RUNNING}'
+            THEN true ELSE export_jobs.rerun END,
+        order_name = COALESCE(excluded.order_name, export_jobs.order_name),
+        updated_at = excluded.updated_at
+    """  # noqa: S608 (constants of this module, no input)
+).bindparams(bindparam("now", type_=UTCDateTime()))
 
 
 def enqueue_export(
@@ -39,30 +64,14 @@ def enqueue_export(
     worker talks to Back Market is not missed. Jobs waiting out a backoff keep their time, and
     exported or failed ones stay as they are (retry is a person's decision for failures).
     """
-    table = ExportJob.__table__
-    insert = dialect_insert(session, table).values(
-        shop_id=shop_id,
-        shopify_order_id=shopify_order_id,
-        order_name=order_name,
-        status=ExportStatus.PENDING,
-        run_after=now,
-        created_at=now,
-        updated_at=now,
-    )
-    wake = table.c.status.in_([str(s) for s in REEVALUATED_STATUSES])
-    session.execute(
-        insert.on_conflict_do_update(
-            index_elements=[table.c.shop_id, table.c.shopify_order_id],
-            set_={
-                "status": case((wake, str(ExportStatus.PENDING)), else_=table.c.status),
-                "run_after": case((wake, now), else_=table.c.run_after),
-                "rerun": case(
-                    (table.c.status == str(ExportStatus.RUNNING), True), else_=table.c.rerun
-                ),
-                "order_name": func.coalesce(insert.excluded.order_name, table.c.order_name),
-                "updated_at": now,
-            },
-        )
+    session.connection().execute(
+        _ENQUEUE,
+        {
+            "shop_id": shop_id,
+            "shopify_order_id": shopify_order_id,
+            "order_name": order_name,
+            "now": now,
+        },
     )
 
 
