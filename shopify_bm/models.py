@@ -220,6 +220,7 @@ class ExportedImei(Base):
     """An IMEI sent (or about to be sent) to Back Market; the same phone twice is a mistake."""
 
     __tablename__ = "exported_imeis"
+    __table_args__ = (Index("ix_exported_imeis_order", "shop_id", "shopify_order_id"),)
 
     shop_id: Mapped[int] = mapped_column(
         ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True

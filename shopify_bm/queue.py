@@ -100,15 +100,14 @@ def claim_next_job(
         .with_for_update(skip_locked=True, of=ExportJob)
         .scalar_subquery()
     )
-    claimed = session.execute(
+    # RETURNING the whole row: the claim is also the read, no second round trip.
+    return session.scalars(
         update(ExportJob)
         .where(ExportJob.id == due)
         .values(status=ExportStatus.RUNNING, locked_by=worker_id, locked_at=now, updated_at=now)
-        .returning(ExportJob.id)
-    ).scalar_one_or_none()
-    if claimed is None:
-        return None
-    return session.get(ExportJob, claimed, populate_existing=True)
+        .returning(ExportJob),
+        execution_options={"populate_existing": True},
+    ).one_or_none()
 
 
 def recover_stalled_jobs(session: Session, now: datetime, lock_timeout: timedelta) -> int:

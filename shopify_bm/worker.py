@@ -1,8 +1,7 @@
-"""The export worker: claims jobs, runs them against Back Market, records every step.
+"""The export worker: claims jobs and runs them (see runner.py), many threads per process.
 
-Durability rules: a step done at Back Market is committed before the next begins; every attempt
-starts by reading the Back Market order, so a retry after a crash, a timeout or a 5xx resumes
-instead of repeating (Back Market has no idempotency key, and IMEIs are write-once).
+Workers in any number of processes and hosts share the queue through the database; PostgreSQL's
+LISTEN/NOTIFY wakes them the moment a webhook queues an export.
 """
 
 from __future__ import annotations
@@ -15,72 +14,22 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import partial
-from typing import Any
 
 import psycopg
 from pydantic import SecretStr
-from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from shopify_bm import backoff
 from shopify_bm.backmarket.client import BackMarketClient
-from shopify_bm.backmarket.errors import BackMarketError, NotFoundError, RateLimitedError
-from shopify_bm.backmarket.retry import is_transient, needs_merchant_action, retry_after
-from shopify_bm.budget import RequestBudget, reserve_request
-from shopify_bm.exports import (
-    Block,
-    ExportPlan,
-    Ignore,
-    Overrides,
-    ReadyToExport,
-    evaluate_order,
-    imei_patches_due,
-    plan_export,
-    reused_imei_problems,
-)
+from shopify_bm.budget import RequestBudget
 from shopify_bm.ingestion import NOTIFY_CHANNEL
-from shopify_bm.models import (
-    ExportAttempt,
-    ExportedImei,
-    ExportJob,
-    ExportStatus,
-    Order,
-    Shop,
-    utcnow,
-)
-from shopify_bm.queue import claim_next_job, dialect_insert, recover_stalled_jobs
+from shopify_bm.models import ExportStatus, Shop, utcnow
+from shopify_bm.queue import claim_next_job, recover_stalled_jobs
+from shopify_bm.runner import ExportRun, JobFinished, load_claimed
 from shopify_bm.runtime import Runtime
-from shopify_bm.shipments import merge_fulfillments
-from shopify_bm.shopify.payloads import PayloadError, parse_order
-from shopify_bm.shops import policy_of
-from shopify_bm.tags import Problem
 
 log = logging.getLogger(__name__)
-# Back Market blocks a throttled client for 10 s when it gives no Retry-After (reference §6).
-DEFAULT_THROTTLE = timedelta(seconds=10)
 
 ClientFactory = Callable[[Shop], BackMarketClient]
-
-
-class JobFinished(Exception):
-    """Raised inside a run to end it with a final status."""
-
-    def __init__(
-        self,
-        status: ExportStatus,
-        detail: str,
-        *,
-        reason_code: str | None = None,
-        problems: tuple[Problem, ...] = (),
-        retry_at: datetime | None = None,
-    ) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
-        self.reason_code = reason_code
-        self.problems = problems
-        self.retry_at = retry_at
 
 
 class ClientCache:
@@ -178,12 +127,8 @@ class Worker:
             job = claim_next_job(session, self.worker_id, now, self.budget)
             if job is None:
                 return False
-            job_id = job.id
-            attempt = ExportAttempt(job_id=job_id, worker=self.worker_id, outcome="running")
-            session.add(attempt)
-            session.flush()
-            attempt_id = attempt.id
-        self._run_job(job_id, attempt_id)
+            claimed = load_claimed(session, job, self.worker_id, now)
+        ExportRun(self.runtime, claimed, self._client, self.clock, self.budget).execute()
         return True
 
     def _recover_stalled(self, session: Session, now: datetime) -> None:
@@ -197,249 +142,11 @@ class Worker:
         if recovered:
             log.warning("requeued %d export(s) left by a stopped worker", recovered)
 
-    # One job ----------------------------------------------------------------------------------
-
-    def _run_job(self, job_id: int, attempt_id: int) -> None:
-        try:
-            status, detail = self._export(job_id)
-            outcome = JobFinished(status, detail)
-        except JobFinished as finished:
-            outcome = finished
-        except Exception as error:  # a bug must not lose the shipment: retry it, visibly
-            log.exception("export job %s crashed", job_id)
-            outcome = self._transient(job_id, f"internal error: {type(error).__name__}: {error}")
-        self._finish(job_id, attempt_id, outcome)
-
-    def _export(self, job_id: int) -> tuple[ExportStatus, str]:
-        with self.runtime.db.transaction() as session:
-            job = session.get_one(ExportJob, job_id)
-            shop = session.get_one(Shop, job.shop_id)
-            order_row = session.execute(
-                select(Order).where(
-                    Order.shop_id == job.shop_id, Order.shopify_order_id == job.shopify_order_id
-                )
-            ).scalar_one_or_none()
-            session.expunge_all()
-        if order_row is None or order_row.payload is None:
-            raise JobFinished(ExportStatus.IGNORED, "waiting for the order's details from Shopify")
-        try:
-            order = parse_order(order_row.payload)
-        except PayloadError as error:
-            raise JobFinished(ExportStatus.FAILED, f"stored order unreadable: {error}") from None
-        policy = policy_of(shop)
-        overrides = Overrides(job.ship_without_imei, job.allow_reused_imeis)
-        fulfillments = merge_fulfillments(order, order_row.fulfillments)
-        decision = evaluate_order(order, fulfillments, policy, overrides)
-        if isinstance(decision, Ignore):
-            raise JobFinished(ExportStatus.IGNORED, decision.reason)
-        if isinstance(decision, Block):
-            raise _blocked(decision.problems)
-        self._reserve_imeis(job, decision, overrides)
-        bm_id = job.backmarket_order_id = decision.backmarket_order_id
-        self._record(job_id, backmarket_order_id=bm_id)
-
-        client = self._client(shop)
-        bm_order = self._call(job, partial(client.get_order, bm_id), f"reading order {bm_id}")
-        plan = plan_export(
-            decision,
-            bm_order,
-            policy,
-            overrides,
-            already_shipped_by_us=job.shipped_at is not None,
-            now=self.clock(),
-        )
-        if isinstance(plan, Block):
-            raise _blocked(plan.problems)
-        self._record(job_id, shipment=_shipment_record(plan, decision))
-        for sku in plan.accept_skus:
-            bm_order = self._call(job, partial(client.accept_lines, bm_id, sku), "accepting")
-            job.accepted_skus = [*job.accepted_skus, sku]
-            self._record(job_id, accepted_skus=job.accepted_skus)
-        if plan.ship is not None:
-            bm_order = self._call(job, partial(client.ship_order, bm_id, plan.ship), "shipping")
-            self._record(job_id, shipped_at=self.clock())
-        for line_id, imei in imei_patches_due(bm_order, plan.imeis_by_line, job.imei_line_ids):
-            self._call(job, partial(client.set_orderline_imei, line_id, imei), "sending IMEI")
-            job.imei_line_ids = [*job.imei_line_ids, line_id]
-            self._record(job_id, imei_line_ids=job.imei_line_ids)
-        shipped = "already shipped at Back Market" if plan.ship is None else "shipped"
-        return ExportStatus.EXPORTED, f"{shipped}; {len(plan.imeis_by_line)} IMEI(s) on record"
-
-    def _call(self, job: ExportJob, call: Callable[[], Any], doing: str) -> Any:
-        """One Back Market request within the shop's budget; a failure ends the run."""
-        with self.runtime.db.transaction() as session:
-            wait = reserve_request(session, job.shop_id, self.clock().timestamp(), self.budget)
-        if wait > 0:
-            time.sleep(wait)  # our place in the shop's line is taken; other shops are unaffected
-        try:
-            return call()
-        except BackMarketError as error:
-            raise self._classify(job, error, doing) from None
-
-    def _classify(self, job: ExportJob, error: BackMarketError, doing: str) -> JobFinished:
-        message = f"Back Market error while {doing}: {error}"
-        if needs_merchant_action(error):
-            return JobFinished(
-                ExportStatus.FAILED,
-                "Back Market token rejected: update the Back Market API token in the app's "
-                f"settings, then retry. ({error})",
-                reason_code="backmarket_token_rejected",
-            )
-        if is_transient(error):
-            if isinstance(error, RateLimitedError):
-                self._throttle(job.shop_id, error.retry_after)
-            return self._transient(job.id, message, retry_after(error))
-        if isinstance(error, NotFoundError) and doing.startswith("reading order"):
-            message = (
-                f"Back Market has no order {job.backmarket_order_id or ''} for this account: "
-                "check the order's Back Market id (note attribute or BM: tag) and the token."
-            )
-        return JobFinished(ExportStatus.FAILED, message, reason_code="backmarket_refused")
-
-    def _transient(
-        self, job_id: int, message: str, retry_after: float | None = None
-    ) -> JobFinished:
-        with self.runtime.db.transaction() as session:
-            job = session.get_one(ExportJob, job_id)
-            now = self.clock()
-            if backoff.should_give_up(job.failing_since, now):
-                return JobFinished(
-                    ExportStatus.FAILED,
-                    f"gave up after {job.attempts} attempts over two days: {message}",
-                    reason_code="backmarket_unreachable",
-                )
-            retry_at = backoff.next_attempt_at(job.attempts, now, retry_after=retry_after)
-        return JobFinished(ExportStatus.RETRY, message, retry_at=retry_at)
-
-    def _throttle(self, shop_id: int, retry_after: float | None) -> None:
-        """Pause this shop's exports only; other shops keep their own Back Market budget."""
-        pause = timedelta(seconds=retry_after) if retry_after else DEFAULT_THROTTLE
-        until = self.clock() + pause
-        with self.runtime.db.transaction() as session:
-            # The budget restarts after the block, so the shop does not burst straight into it.
-            session.execute(
-                update(Shop)
-                .where(Shop.id == shop_id)
-                .values(throttled_until=until, request_tat=until.timestamp())
-            )
-
-    def _reserve_imeis(self, job: ExportJob, ready: ReadyToExport, overrides: Overrides) -> None:
-        """Claim the IMEIs for this order before sending them; another order's claim blocks."""
-        with self.runtime.db.transaction() as session:
-            if job.shipped_at is None and not job.imei_line_ids:
-                # Nothing sent yet: IMEIs since removed from the tags are free again.
-                session.execute(
-                    delete(ExportedImei).where(
-                        ExportedImei.shop_id == job.shop_id,
-                        ExportedImei.shopify_order_id == job.shopify_order_id,
-                        ExportedImei.imei.not_in(ready.imeis),
-                    )
-                )
-            if not ready.imeis:
-                return
-            table = ExportedImei.__table__
-            session.execute(
-                dialect_insert(session, table)
-                .values(
-                    [
-                        {
-                            "shop_id": job.shop_id,
-                            "imei": imei,
-                            "shopify_order_id": job.shopify_order_id,
-                            "order_name": job.order_name,
-                            "recorded_at": self.clock(),
-                        }
-                        for imei in ready.imeis
-                    ]
-                )
-                .on_conflict_do_nothing()
-            )
-            owners = session.execute(
-                select(ExportedImei.imei, ExportedImei.order_name, ExportedImei.shopify_order_id)
-                .where(ExportedImei.shop_id == job.shop_id)
-                .where(ExportedImei.imei.in_(ready.imeis))
-            ).all()
-            elsewhere = {
-                imei: name or str(order_id)
-                for imei, name, order_id in owners
-                if order_id != job.shopify_order_id
-            }
-            problems = reused_imei_problems(ready, elsewhere, overrides)
-        if problems:
-            raise _blocked(problems)
-
     def _client(self, shop: Shop) -> BackMarketClient:
         if self.client_factory is not None:
             return self.client_factory(shop)
         assert self.clients is not None  # set in __post_init__
         return self.clients.get(shop)
-
-    # Bookkeeping ------------------------------------------------------------------------------
-
-    def _record(self, job_id: int, **values: Any) -> None:
-        """Commit a step at once (and refresh the lock: a heartbeat for stall detection)."""
-        with self.runtime.db.transaction() as session:
-            session.execute(
-                update(ExportJob)
-                .where(ExportJob.id == job_id)
-                .values(locked_at=self.clock(), updated_at=self.clock(), **values)
-            )
-
-    def _finish(self, job_id: int, attempt_id: int, outcome: JobFinished) -> None:
-        now = self.clock()
-        with self.runtime.db.transaction() as session:
-            job = session.get_one(ExportJob, job_id, with_for_update=True)
-            attempt = session.get_one(ExportAttempt, attempt_id)
-            attempt.finished_at, attempt.outcome = now, outcome.status
-            attempt.detail = outcome.detail
-            _apply_outcome(session, job, outcome, now)
-        log.info("export %s (%s): %s: %s", job_id, job.order_name, outcome.status, outcome.detail)
-
-
-def _apply_outcome(session: Session, job: ExportJob, outcome: JobFinished, now: datetime) -> None:
-    job.locked_by, job.locked_at = None, None
-    job.status = outcome.status
-    job.reason_code = outcome.reason_code
-    job.problems = [p.as_dict() for p in outcome.problems]
-    job.last_error = None if outcome.status == ExportStatus.EXPORTED else outcome.detail
-    if outcome.status == ExportStatus.RETRY:
-        job.attempts += 1
-        job.failing_since = job.failing_since or now
-        job.run_after = outcome.retry_at or now
-    else:
-        job.attempts, job.failing_since = 0, None
-    if outcome.status == ExportStatus.EXPORTED:
-        job.exported_at = now
-        job.rerun = False
-    elif job.rerun and outcome.status != ExportStatus.RETRY:
-        # The order changed during this run: look again with the newest snapshot.
-        job.status, job.run_after, job.rerun = ExportStatus.PENDING, now, False
-    session.flush()
-
-
-def _blocked(problems: tuple[Problem, ...]) -> JobFinished:
-    summary = "; ".join(p.message for p in problems[:3])
-    more = f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""
-    return JobFinished(
-        ExportStatus.BLOCKED,
-        summary + more,
-        reason_code=str(problems[0].code) if problems else None,
-        problems=problems,
-    )
-
-
-def _shipment_record(plan: ExportPlan, ready: ReadyToExport) -> dict[str, Any]:
-    """What the export sends, kept for the merchant and the operator."""
-    tracking = ready.tracking
-    return {
-        "backmarket_order_id": ready.backmarket_order_id,
-        "tracking_number": tracking.number,
-        "tracking_url": tracking.url,
-        "carrier": tracking.company,
-        "shipper": plan.ship.shipper if plan.ship else None,
-        "imeis_by_line": {str(k): v for k, v in plan.imeis_by_line.items()},
-        "accept_skus": list(plan.accept_skus),
-    }
 
 
 class PostgresListener:

@@ -1,4 +1,4 @@
-"""Per-shop Back Market request budget, and an index for claiming shop by shop.
+"""Per-shop Back Market request budget, and indexes for claiming and releasing IMEIs.
 
 Revision ID: 0002
 Revises: 0001
@@ -25,6 +25,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_exported_imeis_order", table_name="exported_imeis")
     op.drop_index("ix_export_jobs_shop_claim", table_name="export_jobs")
     with op.batch_alter_table("shops") as batch:
         batch.drop_column("request_tat")
