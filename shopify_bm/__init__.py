@@ -21,7 +21,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     from flask import Flask  # noqa: PLC0415
 
     from shopify_bm.runtime import Runtime  # noqa: PLC0415
-    from shopify_bm.views import health, webhooks  # noqa: PLC0415
+    from shopify_bm.views import admin, health, webhooks  # noqa: PLC0415
 
     runtime = runtime or Runtime.start(settings)
     app = Flask(
@@ -34,6 +34,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
 
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(admin.bp)
     _register_error_handlers(app)
     return app
 
