@@ -189,13 +189,29 @@ def _store_order(session: Session, shop: _ShopRow, order: OrderPayload, now: dat
     bm_id = backmarket_order_id(order, shop.note_attribute, shop.tag_prefix)
     if bm_id is None and not _known_order(session, shop.id, order.id):
         return False  # not a Back Market order: never blocked, never exported
-    # Only the fields the export reads are kept: no customer data at rest beyond the delivery.
+    stored = store_order_snapshot(session, shop.id, order, bm_id, now)
+    if stored is None:
+        return False  # an older snapshot than the one we hold: it changes nothing
+    fulfillments = merge_fulfillments(order, stored)
+    if not is_fully_fulfilled(order, fulfillments) and not _has_job(session, shop.id, order.id):
+        return False
+    enqueue_export(session, shop.id, order.id, order.name, now)
+    return True
+
+
+def store_order_snapshot(
+    session: Session, shop_id: int, order: OrderPayload, bm_id: int | None, now: datetime
+) -> dict[str, Any] | None:
+    """Keep the order unless we hold a newer one; returns its stored fulfillments, or None.
+
+    Only the fields the export reads are kept: no customer data at rest beyond the delivery.
+    """
     stored = (
         session.connection()
         .execute(
             _UPSERT_ORDER,
             {
-                "shop_id": shop.id,
+                "shop_id": shop_id,
                 "shopify_order_id": order.id,
                 "name": order.name,
                 "backmarket_order_id": bm_id,
@@ -207,13 +223,7 @@ def _store_order(session: Session, shop: _ShopRow, order: OrderPayload, now: dat
         )
         .one_or_none()
     )
-    if stored is None:
-        return False  # an older snapshot than the one we hold: it changes nothing
-    fulfillments = merge_fulfillments(order, stored[0])
-    if not is_fully_fulfilled(order, fulfillments) and not _has_job(session, shop.id, order.id):
-        return False
-    enqueue_export(session, shop.id, order.id, order.name, now)
-    return True
+    return None if stored is None else dict(stored[0] or {})
 
 
 def _store_fulfillment(

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
+import httpx
 from sqlalchemy import case, delete, insert, select, update
 from sqlalchemy.orm import Session
 
@@ -29,6 +30,7 @@ from shopify_bm.budget import RequestBudget, reserve_request
 from shopify_bm.exports import (
     Block,
     ExportPlan,
+    ExportPolicy,
     Ignore,
     Overrides,
     ReadyToExport,
@@ -37,10 +39,15 @@ from shopify_bm.exports import (
     plan_export,
     reused_imei_problems,
 )
+from shopify_bm.ingestion import store_order_snapshot
 from shopify_bm.models import ExportAttempt, ExportedImei, ExportJob, ExportStatus, Order, Shop
 from shopify_bm.queue import dialect_insert
 from shopify_bm.runtime import Runtime
-from shopify_bm.shipments import merge_fulfillments
+from shopify_bm.shipments import backmarket_order_id, merge_fulfillments
+from shopify_bm.shopify.admin_api import fetch_order
+from shopify_bm.shopify.auth import access_token_for, shopify_app
+from shopify_bm.shopify.errors import ShopifyApiError, ShopifyTokenError
+from shopify_bm.shopify.payloads import Order as OrderPayload
 from shopify_bm.shopify.payloads import PayloadError, parse_order
 from shopify_bm.shops import policy_of
 from shopify_bm.tags import Problem
@@ -90,6 +97,7 @@ class ExportRun:
     client_for: Callable[[Shop], BackMarketClient]
     clock: Callable[[], datetime]
     budget: RequestBudget
+    shopify_http: httpx.Client | None = None  # the Admin API's transport (tests inject one)
     # Steps done at Back Market, saved by the next transaction (before any further request).
     _unsaved: dict[str, Any] = field(default_factory=dict)
 
@@ -112,17 +120,19 @@ class ExportRun:
 
     def _export(self) -> JobFinished:
         job, shop, row = self.job, self.claimed.shop, self.claimed.order
-        if row is None or row.payload is None:
-            raise JobFinished(ExportStatus.IGNORED, "waiting for the order's details from Shopify")
-        try:
-            order = parse_order(row.payload)
-        except PayloadError as error:
-            raise JobFinished(ExportStatus.FAILED, f"stored order unreadable: {error}") from None
         policy = policy_of(shop)
+        if row is None or row.payload is None:
+            order = self._fetch_order(policy)
+        else:
+            try:
+                order = parse_order(row.payload)
+            except PayloadError as error:
+                raise JobFinished(
+                    ExportStatus.FAILED, f"stored order unreadable: {error}"
+                ) from None
         overrides = Overrides(job.ship_without_imei, job.allow_reused_imeis)
-        decision = evaluate_order(
-            order, merge_fulfillments(order, row.fulfillments), policy, overrides
-        )
+        fulfillments = merge_fulfillments(order, row.fulfillments if row else None)
+        decision = evaluate_order(order, fulfillments, policy, overrides)
         if isinstance(decision, Ignore):
             raise JobFinished(ExportStatus.IGNORED, decision.reason)
         if isinstance(decision, Block):
@@ -163,6 +173,53 @@ class ExportRun:
         shipped = "already shipped at Back Market" if plan.ship is None else "shipped"
         detail = f"{shipped}; {len(plan.imeis_by_line)} IMEI(s) on record"
         return JobFinished(ExportStatus.EXPORTED, detail)
+
+    def _fetch_order(self, policy: ExportPolicy) -> OrderPayload:
+        """Only a fulfillment arrived so far: read the order (tags, lines) from the Admin API."""
+        shop, settings = self.claimed.shop, self.runtime.settings
+        if not shop.access_token:
+            raise JobFinished(ExportStatus.IGNORED, "waiting for the order's details from Shopify")
+        try:
+            token = (
+                access_token_for(
+                    self.runtime.db,
+                    shopify_app(settings),
+                    shop.domain,
+                    self.clock(),
+                    http_client=self.shopify_http,
+                )
+                if settings.shopify_api_key and settings.webhook_secrets
+                else shop.access_token  # single store with a fixed Admin API token
+            )
+            data = fetch_order(
+                shop.domain,
+                token,
+                self.job.shopify_order_id,
+                settings.shopify_api_version,
+                http_client=self.shopify_http,
+            )
+            order = parse_order(data)
+        except ShopifyTokenError as error:
+            raise JobFinished(
+                ExportStatus.BLOCKED,
+                f"Shopify refused the app's access ({error}). Open the app once in the Shopify "
+                "admin to reconnect it; the export then resumes by itself.",
+                reason_code="shopify_token_rejected",
+            ) from None
+        except ShopifyApiError as error:
+            if error.transient:
+                raise self._transient(
+                    f"Shopify: {error}", getattr(error, "retry_after", None)
+                ) from None
+            raise JobFinished(
+                ExportStatus.FAILED, f"Shopify: {error}", reason_code="shopify_refused"
+            ) from None
+        except PayloadError as error:
+            raise JobFinished(ExportStatus.FAILED, f"Shopify's order: {error}") from None
+        bm_id = backmarket_order_id(order, policy.note_attribute, policy.tag_prefix)
+        with self.runtime.db.transaction() as session:
+            store_order_snapshot(session, shop.id, order, bm_id, self.clock())
+        return order
 
     def _call(
         self,

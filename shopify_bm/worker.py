@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import httpx
 import psycopg
 from pydantic import SecretStr
 from sqlalchemy.orm import Session
@@ -95,6 +96,7 @@ class Worker:
     clock: Callable[[], datetime] = utcnow
     budget: RequestBudget = field(default_factory=RequestBudget)
     clients: ClientCache | None = None
+    shopify_http: httpx.Client | None = None  # the Admin API's transport (tests inject one)
     _owns_clients: bool = field(default=False, repr=False)
     _next_recovery: float = field(default=0.0, repr=False)
 
@@ -128,7 +130,9 @@ class Worker:
             if job is None:
                 return False
             claimed = load_claimed(session, job, self.worker_id, now)
-        ExportRun(self.runtime, claimed, self._client, self.clock, self.budget).execute()
+        ExportRun(
+            self.runtime, claimed, self._client, self.clock, self.budget, self.shopify_http
+        ).execute()
         return True
 
     def _recover_stalled(self, session: Session, now: datetime) -> None:

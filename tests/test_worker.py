@@ -352,3 +352,39 @@ def test_permanent_failures_fail_with_the_reason(env: Env, setup, reason, caplog
     for secret in (TEST_BM_TOKEN, "revoked-token-value"):
         assert secret not in caplog.text
         assert secret not in (job.last_error or "")
+
+
+def test_fulfillment_alone_fetches_the_order_from_shopify_then_exports(env: Env) -> None:
+    from shopify_bm.models import Shop  # noqa: PLC0415
+    from support.shopify_fake import graphql_order, running_fake  # noqa: PLC0415
+
+    order_id = 5_812_345_678_901
+    env.simulator.add_order(TEST_BM_TOKEN, BM_ORDER, [("IP13-128-MID", 1)], state=3)
+    with env.runtime.db.transaction() as session:
+        session.execute(select(Shop)).scalar_one().access_token = "shpat_single_store"
+    with running_fake() as shopify:
+        shopify.fake.valid_access_tokens.add("shpat_single_store")
+        shopify.fake.orders[f"gid://shopify/Order/{order_id}"] = graphql_order(
+            order_id, backmarket_order_id=str(BM_ORDER)
+        )
+        env.worker.shopify_http = shopify.client
+        fulfillment = fulfillment_payload(order_payload(order_id))
+        env.post("fulfillments/create", fulfillment)  # no orders/* webhook at all
+
+        env.drain()
+
+        job = env.job(order_id)
+        assert job.status == ExportStatus.EXPORTED, job.last_error
+        assert len(shopify.fake.graphql_requests) == 1
+    [(_, _, ship)] = env.writes()
+    assert ship is not None
+    assert ship["imei"] == "356938035643809"  # from the tags Shopify returned
+
+
+def test_fulfillment_alone_waits_when_the_app_cannot_read_orders(env: Env) -> None:
+    env.post("fulfillments/create", fulfillment_payload(order_payload()))
+
+    assert not env.worker.run_once()  # no token to read the order: nothing queued yet
+    env.post("orders/fulfilled", order_payload(imeis=[]))
+    env.drain()
+    assert env.job().status == ExportStatus.BLOCKED  # the order itself then decides
