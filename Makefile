@@ -1,5 +1,6 @@
 # Every target bootstraps .venv from nothing: only Python 3.11+ and make are needed.
 PYTHON ?= python3
+comma := ,
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -30,7 +31,7 @@ test: lint
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks
+	$(BIN)/python -m benchmarks $(subst $(comma), ,$(BENCH))
 
 demo: $(STAMP)
 	$(BIN)/python -m shopify_bm.demo

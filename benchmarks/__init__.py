@@ -1,0 +1,1 @@
+"""Benchmarks against real processes (`make bench`); not part of the test gate."""
