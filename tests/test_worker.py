@@ -355,8 +355,8 @@ def test_permanent_failures_fail_with_the_reason(env: Env, setup, reason, caplog
 
 
 def test_fulfillment_alone_fetches_the_order_from_shopify_then_exports(env: Env) -> None:
-    from shopify_bm.models import Shop  # noqa: PLC0415
-    from support.shopify_fake import graphql_order, running_fake  # noqa: PLC0415
+    from shopify_bm.models import Shop
+    from support.shopify_fake import graphql_order, running_fake
 
     order_id = 5_812_345_678_901
     env.simulator.add_order(TEST_BM_TOKEN, BM_ORDER, [("IP13-128-MID", 1)], state=3)
