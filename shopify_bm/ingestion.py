@@ -7,6 +7,8 @@ handful of indexed statements so Shopify gets its answer in milliseconds.
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,13 +16,18 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
-from sqlalchemy import JSON, bindparam, delete, select, text, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from shopify_bm.db import DriverStatement
 from shopify_bm.models import Order, Shop, UTCDateTime, WebhookDelivery
 from shopify_bm.queue import dialect_insert, enqueue_export
 from shopify_bm.shipments import backmarket_order_id, is_fully_fulfilled, merge_fulfillments
-from shopify_bm.shopify.payloads import Fulfillment, describe_validation_error, parse_order
+from shopify_bm.shopify.payloads import (
+    Fulfillment,
+    describe_validation_error,
+    parse_order_json,
+)
 from shopify_bm.shopify.payloads import Order as OrderPayload
 from shopify_bm.shopify.webhooks import (
     COMPLIANCE_TOPICS,
@@ -33,9 +40,9 @@ from shopify_bm.shopify.webhooks import (
 NOTIFY_CHANNEL = "shopify_bm_exports"
 _T = TypeVar("_T")
 
-# The hot path is plain SQL compiled once (SQLite 3.35+ and PostgreSQL share this syntax):
-# building SQLAlchemy constructs per request cost more than the database work itself.
-_INSERT_DELIVERY = text(
+# The hot path runs on the driver's cursor (see db.DriverStatement): one SQL text for SQLite 3.35+
+# and PostgreSQL. SQLAlchemy's per-statement machinery cost more than the database work itself.
+_INSERT_DELIVERY = DriverStatement(
     """
     INSERT INTO webhook_deliveries (webhook_id, event_id, topic, shop_domain, api_version,
         triggered_at, received_at, shopify_order_id, body)
@@ -43,48 +50,43 @@ _INSERT_DELIVERY = text(
         :triggered_at, :received_at, :shopify_order_id, :body)
     ON CONFLICT (webhook_id) DO NOTHING
     RETURNING id
-    """
-).bindparams(
-    bindparam("triggered_at", type_=UTCDateTime()),
-    bindparam("received_at", type_=UTCDateTime()),
+    """,
+    {"triggered_at": UTCDateTime(), "received_at": UTCDateTime()},
 )
-_SELECT_SHOP = text(
+_SELECT_SHOP = DriverStatement(
     """
     SELECT id, note_attribute, tag_prefix, access_token IS NOT NULL
     FROM shops WHERE domain = :domain AND installed
     """
 )
-# An older snapshot (by Shopify's updated_at) never replaces a newer one.
-_UPSERT_ORDER = (
-    text(
-        """
-        INSERT INTO orders (shop_id, shopify_order_id, name, backmarket_order_id, payload,
-            order_updated_at, fulfillments, updated_at)
-        VALUES (:shop_id, :shopify_order_id, :name, :backmarket_order_id, :payload,
-            :order_updated_at, :no_fulfillments, :now)
-        ON CONFLICT (shop_id, shopify_order_id) DO UPDATE SET
-            payload = excluded.payload,
-            order_updated_at = excluded.order_updated_at,
-            name = excluded.name,
-            backmarket_order_id = excluded.backmarket_order_id,
-            updated_at = excluded.updated_at
-        WHERE orders.order_updated_at IS NULL
-            OR (excluded.order_updated_at IS NOT NULL
-                AND orders.order_updated_at <= excluded.order_updated_at)
-        RETURNING fulfillments
-        """
-    )
-    .bindparams(
-        bindparam("payload", type_=JSON()),
-        bindparam("no_fulfillments", type_=JSON()),
-        bindparam("order_updated_at", type_=UTCDateTime()),
-        bindparam("now", type_=UTCDateTime()),
-    )
-    .columns(fulfillments=JSON())
+# An older snapshot (by Shopify's updated_at) never replaces a newer one. `payload` arrives as
+# JSON text already (pydantic's serializer), which both databases store as it is.
+_UPSERT_ORDER = DriverStatement(
+    """
+    INSERT INTO orders (shop_id, shopify_order_id, name, backmarket_order_id, payload,
+        order_updated_at, fulfillments, updated_at)
+    VALUES (:shop_id, :shopify_order_id, :name, :backmarket_order_id, :payload,
+        :order_updated_at, '{}', :now)
+    ON CONFLICT (shop_id, shopify_order_id) DO UPDATE SET
+        payload = excluded.payload,
+        order_updated_at = excluded.order_updated_at,
+        name = excluded.name,
+        backmarket_order_id = excluded.backmarket_order_id,
+        updated_at = excluded.updated_at
+    WHERE orders.order_updated_at IS NULL
+        OR (excluded.order_updated_at IS NOT NULL
+            AND orders.order_updated_at <= excluded.order_updated_at)
+    RETURNING fulfillments
+    """,
+    {"order_updated_at": UTCDateTime(), "now": UTCDateTime()},
 )
-_NOTIFY = text(f"NOTIFY {NOTIFY_CHANNEL}")
-_ORDER_EXISTS = text("SELECT 1 FROM orders WHERE shop_id = :shop_id AND shopify_order_id = :oid")
-_JOB_EXISTS = text("SELECT 1 FROM export_jobs WHERE shop_id = :shop_id AND shopify_order_id = :oid")
+_ORDER_EXISTS = DriverStatement(
+    "SELECT 1 FROM orders WHERE shop_id = :shop_id AND shopify_order_id = :oid"
+)
+_JOB_EXISTS = DriverStatement(
+    "SELECT 1 FROM export_jobs WHERE shop_id = :shop_id AND shopify_order_id = :oid"
+)
+_NOTIFY = DriverStatement(f"NOTIFY {NOTIFY_CHANNEL}")
 
 
 class Outcome(StrEnum):
@@ -122,22 +124,28 @@ def parse_payload(body: bytes) -> dict[str, Any]:
 
 
 def ingest_delivery(
-    session: Session, headers: DeliveryHeaders, body: bytes, data: dict[str, Any], now: datetime
+    session: Session, headers: DeliveryHeaders, body: bytes, now: datetime
 ) -> IngestResult:
-    """Record the delivery once, update the order snapshot, and queue the export it implies."""
+    """Record the delivery once, update the order snapshot, and queue the export it implies.
+
+    The body is validated for its topic before anything is stored: a malformed delivery is
+    refused (400), never half-recorded.
+    """
     order: OrderPayload | None = None
     fulfillment: Fulfillment | None = None
+    data: dict[str, Any] = {}
     if headers.topic in ORDER_TOPICS:
-        order = _validated(lambda: parse_order(data))
+        order = _validated(lambda: parse_order_json(body))  # bytes straight to the model
     elif headers.topic in FULFILLMENT_TOPICS:
-        fulfillment = _validated(lambda: Fulfillment.model_validate(data))
+        fulfillment = _validated(lambda: Fulfillment.model_validate_json(body))
         if fulfillment.order_id is None:
             raise MalformedPayloadError("fulfillment has no order_id")
+    else:
+        data = parse_payload(body)
 
     order_id = order.id if order else (fulfillment.order_id if fulfillment else None)
-    connection = session.connection()
-    inserted = connection.execute(
-        _INSERT_DELIVERY,
+    inserted = _INSERT_DELIVERY.execute(
+        session,
         {
             "webhook_id": headers.webhook_id,
             "event_id": headers.event_id,
@@ -149,11 +157,12 @@ def ingest_delivery(
             "shopify_order_id": order_id,
             "body": body.decode("utf-8"),
         },
-    ).scalar_one_or_none()
-    if inserted is None:
+    )
+    if not inserted:
         return IngestResult(Outcome.DUPLICATE)
 
     if headers.topic in COMPLIANCE_TOPICS or headers.topic == "app/uninstalled":
+        _shops.forget(headers.shop_domain)
         _handle_shop_lifecycle(session, headers, data)
         return IngestResult(Outcome.STORED)
     shop = _shop(session, headers.shop_domain)
@@ -164,9 +173,9 @@ def ingest_delivery(
         enqueued = _store_order(session, shop, order, now)
     elif fulfillment is not None:
         enqueued = _store_fulfillment(session, shop, fulfillment, now)
-    if enqueued and connection.dialect.name == "postgresql":
+    if enqueued and session.get_bind().dialect.name == "postgresql":
         # Wake LISTENing workers at commit, so the export starts in milliseconds, not a poll.
-        connection.execute(_NOTIFY)
+        _NOTIFY.execute(session, {})
     return IngestResult(Outcome.STORED, enqueued)
 
 
@@ -174,15 +183,52 @@ def _validated(parse: Callable[[], _T]) -> _T:
     try:
         result = parse()
     except ValidationError as error:
+        if any(item["type"] == "json_invalid" for item in error.errors()):
+            raise MalformedPayloadError("body is not valid UTF-8 JSON") from None
         raise MalformedPayloadError(describe_validation_error(error)) from None
-    except ValueError as error:  # PayloadError from parse_order
+    except ValueError as error:  # PayloadError from parse_order_json
         raise MalformedPayloadError(str(error)) from None
     return result
 
 
+class _ShopCache:
+    """Installed shops by domain, for a few seconds: every delivery needs one, rarely changed.
+
+    Only found shops are kept (a shop installed a moment ago is seen at once), and lifecycle
+    deliveries handled here drop their entry. Settings edited elsewhere apply within `ttl`.
+    """
+
+    def __init__(self, ttl: float = 5.0) -> None:
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._entries: dict[tuple[str, str], tuple[float, _ShopRow]] = {}
+
+    def get(self, session: Session, domain: str) -> _ShopRow | None:
+        key = (str(session.get_bind().engine.url), domain)
+        now = time.monotonic()
+        with self._lock:
+            entry = self._entries.get(key)
+        if entry is not None and now - entry[0] < self.ttl:
+            return entry[1]
+        rows = _SELECT_SHOP.execute(session, {"domain": domain})
+        if not rows:
+            return None
+        shop = _ShopRow(rows[0][0], rows[0][1], rows[0][2], bool(rows[0][3]))
+        with self._lock:
+            self._entries[key] = (now, shop)
+        return shop
+
+    def forget(self, domain: str) -> None:
+        with self._lock:
+            for key in [k for k in self._entries if k[1] == domain]:
+                del self._entries[key]
+
+
+_shops = _ShopCache()
+
+
 def _shop(session: Session, domain: str) -> _ShopRow | None:
-    row = session.connection().execute(_SELECT_SHOP, {"domain": domain}).one_or_none()
-    return None if row is None else _ShopRow(row[0], row[1], row[2], bool(row[3]))
+    return _shops.get(session, domain)
 
 
 def _store_order(session: Session, shop: _ShopRow, order: OrderPayload, now: datetime) -> bool:
@@ -206,24 +252,22 @@ def store_order_snapshot(
 
     Only the fields the export reads are kept: no customer data at rest beyond the delivery.
     """
-    stored = (
-        session.connection()
-        .execute(
-            _UPSERT_ORDER,
-            {
-                "shop_id": shop_id,
-                "shopify_order_id": order.id,
-                "name": order.name,
-                "backmarket_order_id": bm_id,
-                "payload": order.model_dump(mode="json"),
-                "order_updated_at": order.updated_at,
-                "no_fulfillments": {},
-                "now": now,
-            },
-        )
-        .one_or_none()
+    stored = _UPSERT_ORDER.execute(
+        session,
+        {
+            "shop_id": shop_id,
+            "shopify_order_id": order.id,
+            "name": order.name,
+            "backmarket_order_id": bm_id,
+            "payload": order.model_dump_json(),
+            "order_updated_at": order.updated_at,
+            "now": now,
+        },
     )
-    return None if stored is None else dict(stored[0] or {})
+    if not stored:
+        return None
+    fulfillments = stored[0][0]  # PostgreSQL's driver decodes JSON; SQLite's returns text
+    return dict(json.loads(fulfillments) if isinstance(fulfillments, str) else fulfillments or {})
 
 
 def _store_fulfillment(
@@ -265,13 +309,11 @@ def _newest(previous: dict[str, Any] | None, candidate: dict[str, Any]) -> dict[
 
 
 def _known_order(session: Session, shop_id: int, order_id: int) -> bool:
-    params = {"shop_id": shop_id, "oid": order_id}
-    return session.connection().execute(_ORDER_EXISTS, params).first() is not None
+    return bool(_ORDER_EXISTS.execute(session, {"shop_id": shop_id, "oid": order_id}))
 
 
 def _has_job(session: Session, shop_id: int, order_id: int) -> bool:
-    params = {"shop_id": shop_id, "oid": order_id}
-    return session.connection().execute(_JOB_EXISTS, params).first() is not None
+    return bool(_JOB_EXISTS.execute(session, {"shop_id": shop_id, "oid": order_id}))
 
 
 def _handle_shop_lifecycle(

@@ -10,11 +10,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, or_, select, text, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from shopify_bm.budget import RequestBudget, has_budget_condition
+from shopify_bm.db import DriverStatement
 from shopify_bm.models import (
     QUEUED_STATUSES,
     REEVALUATED_STATUSES,
@@ -33,9 +34,9 @@ def dialect_insert(session: Session, table: Any) -> Any:
     return (postgresql.insert if name == "postgresql" else sqlite.insert)(table)
 
 
-# Compiled once: this runs inside every webhook request. New jobs start pending; a new trigger
-# wakes settled jobs, keeps a backoff's time, and flags a running job to run again.
-_ENQUEUE = text(
+# Runs inside every webhook request, so on the driver's cursor. New jobs start pending; a new
+# trigger wakes settled jobs, keeps a backoff's time, and flags a running job to run again.
+_ENQUEUE = DriverStatement(
     f"""
     INSERT INTO export_jobs (shop_id, shopify_order_id, order_name, status, run_after, attempts,
         rerun, problems, accepted_skus, imei_line_ids, ship_without_imei, allow_reused_imeis,
@@ -51,8 +52,9 @@ _ENQUEUE = text(
             THEN true ELSE export_jobs.rerun END,
         order_name = COALESCE(excluded.order_name, export_jobs.order_name),
         updated_at = excluded.updated_at
-    """  # noqa: S608 (constants of this module, no input)
-).bindparams(bindparam("now", type_=UTCDateTime()))
+    """,  # noqa: S608 (constants of this module, no input)
+    {"now": UTCDateTime()},
+)
 
 
 def enqueue_export(
@@ -64,8 +66,8 @@ def enqueue_export(
     worker talks to Back Market is not missed. Jobs waiting out a backoff keep their time, and
     exported or failed ones stay as they are (retry is a person's decision for failures).
     """
-    session.connection().execute(
-        _ENQUEUE,
+    _ENQUEUE.execute(
+        session,
         {
             "shop_id": shop_id,
             "shopify_order_id": shopify_order_id,

@@ -163,3 +163,13 @@ def _json_kind(data: object) -> str:
     return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
         type(data), "a number"
     )
+
+
+def parse_order_json(raw: bytes) -> Order:
+    """Validate an order straight from the webhook's bytes (parsed in pydantic's Rust core)."""
+    try:
+        return Order.model_validate_json(raw)
+    except ValidationError as error:
+        if any(item["type"] == "json_invalid" for item in error.errors()):
+            raise PayloadError("body is not valid UTF-8 JSON") from None
+        raise PayloadError(f"not a Shopify order: {describe_validation_error(error)}") from None

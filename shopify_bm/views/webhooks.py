@@ -6,7 +6,7 @@ import json
 
 from flask import Blueprint, Response, current_app, request
 
-from shopify_bm.ingestion import Outcome, ingest_delivery, parse_payload
+from shopify_bm.ingestion import Outcome, ingest_delivery
 from shopify_bm.models import utcnow
 from shopify_bm.runtime import Runtime
 from shopify_bm.shopify.webhooks import (
@@ -33,9 +33,8 @@ def receive() -> tuple[Response, int]:
     headers = read_delivery_headers(request.headers)
     if request.mimetype != "application/json":
         raise UnsupportedContentTypeError(f"expected application/json, got {request.mimetype!r}")
-    data = parse_payload(body)
     with runtime.db.transaction() as session:
-        result = ingest_delivery(session, headers, body, data, utcnow())
+        result = ingest_delivery(session, headers, body, utcnow())
     if result.enqueued:
         runtime.waker.notify()
     return Response(_ANSWERS[result.outcome], mimetype="application/json"), 200

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
@@ -78,18 +78,21 @@ def test_a_document_load_with_id_token_gets_the_frame_ancestors_csp() -> None:
 
 
 @pytest.mark.parametrize(
-    ("token", "code"),
+    ("make_token", "code"),
     [
-        (session_token(issued=time.time() - 3600), "expired_id_token"),
-        (session_token(secret=OTHER_SECRET), "invalid_id_token"),
-        (session_token(audience="another-app"), "invalid_aud"),
-        ("not-a-jwt", "invalid_id_token"),
+        # Minted when the test runs: tokens live 60 s, and a long run would expire them.
+        (lambda: session_token(issued=time.time() - 3600), "expired_id_token"),
+        (lambda: session_token(secret=OTHER_SECRET), "invalid_id_token"),
+        (lambda: session_token(audience="another-app"), "invalid_aud"),
+        (lambda: "not-a-jwt", "invalid_id_token"),
     ],
     ids=["expired", "forged", "other-app", "garbage"],
 )
-def test_a_bad_token_on_a_fetch_gets_401_with_the_retry_header(token: str, code: str) -> None:
+def test_a_bad_token_on_a_fetch_gets_401_with_the_retry_header(
+    make_token: Callable[[], str], code: str
+) -> None:
     with pytest.raises(auth.SessionRejectedError) as caught:
-        auth.verify_session(app(), fetch(token))
+        auth.verify_session(app(), fetch(make_token()))
 
     assert caught.value.code == code
     assert caught.value.response.status == 401
