@@ -54,7 +54,9 @@ def wait_drained(db: Database, total: int, timeout: float, workers: list[Process
             return time.monotonic() - started
         for worker in workers:
             if worker.popen.poll() is not None:
-                raise RuntimeError(f"{worker.name} exited with {worker.popen.returncode}")
+                raise RuntimeError(
+                    f"{worker.name} exited with {worker.popen.returncode}:\n{worker.log_tail()}"
+                )
         time.sleep(0.25)
     return time.monotonic() - started
 
@@ -152,7 +154,7 @@ def run(
     shops: int = 50,
     per_shop: int = 200,
     workers: int = 2,
-    concurrency: int = 48,
+    concurrency: int = 40,
     latency_ms: int = 100,
 ) -> Report:
     report = Report(
@@ -214,7 +216,7 @@ def run_many_workers(
     counts: tuple[int, ...] = (1, 2, 4, 8),
     shops: int = 50,
     per_shop: int = 40,
-    concurrency: int = 16,
+    concurrency: int = 8,  # 8 processes x (8 + 1) connections fit PostgreSQL's default 100
     latency_ms: int = 100,
 ) -> Report:
     report = Report(

@@ -1,10 +1,12 @@
 """End-to-end latency: from a webhook's arrival to the ship request reaching Back Market.
 
 Real processes: the web tier, the worker, the simulator (100 ms per request, so the GET before
-the ship POST alone costs 100 ms). Webhooks arrive at 5 per second. Idle: nothing else to do.
-Busy: the same while the pool drains a backlog of other shops' exports. PostgreSQL runs gunicorn
-and a worker process woken by LISTEN/NOTIFY; SQLite runs `shopify-bm serve`, web and worker in
-one process woken in-process.
+the ship POST alone costs 100 ms). The measured shop fulfils one order a second (a busy
+warehouse: 300 orders in 5 minutes). Idle: nothing else to do. Busy: the same while the pool
+drains a backlog of 3,000 exports of 50 other shops; fair claiming serves the shop that waited
+longest first, so a shop with a modest flow is not queued behind the backlog.
+PostgreSQL runs gunicorn and a worker process woken by LISTEN/NOTIFY; SQLite runs
+`shopify-bm serve`, web and worker in one process woken in-process.
 """
 
 from __future__ import annotations
@@ -141,7 +143,10 @@ def measure(kind: str, backlog: int, probes: int, rate: float, latency_ms: int) 
         simulator.stop()
     values = latencies(result["acknowledged"] or {}, records)
     return {
+        "sent": result["requests"] + result["errors"],
         "acknowledged": result["ok"],
+        "ack_p99_ms": result["p99_ms"],
+        "answers": result["statuses"],
         "shipped": len(values),
         "p50_ms": _pct(values, 0.5),
         "p99_ms": _pct(values, 0.99),
@@ -153,15 +158,25 @@ def measure(kind: str, backlog: int, probes: int, rate: float, latency_ms: int) 
 
 def run(
     kinds: tuple[str, ...] = ("postgresql", "sqlite"),
-    probes: int = 100,
-    rate: float = 5.0,
+    probes: int = 40,
+    rate: float = 1.0,
     backlog: int = 3000,
     latency_ms: int = 100,
 ) -> Report:
     report = Report(
         "e2e",
         f"End to end: webhook arrival to ship POST at Back Market ({latency_ms} ms per request)",
-        ["db", "pool", "webhooks", "shipped", "p50_ms", "p99_ms", "mean_ms", "backlog_left"],
+        [
+            "db",
+            "pool",
+            "sent",
+            "acknowledged",
+            "ack_p99_ms",
+            "shipped",
+            "p50_ms",
+            "p99_ms",
+            "backlog_left",
+        ],
     )
     for kind in kinds:
         if kind == "postgresql" and not postgres_available():
@@ -172,11 +187,12 @@ def run(
             report.add(
                 db=kind,
                 pool=f"{label} ({size:,} other exports queued)" if size else label,
-                webhooks=figures["acknowledged"],
+                sent=figures["sent"],
+                acknowledged=figures["acknowledged"],
+                ack_p99_ms=figures["ack_p99_ms"],
                 shipped=figures["shipped"],
                 p50_ms=figures["p50_ms"],
                 p99_ms=figures["p99_ms"],
-                mean_ms=figures["mean_ms"],
                 backlog_left=figures["backlog_left_when_probes_ended"],
             )
     report.notes.append(

@@ -137,7 +137,13 @@ class Process:
     name: str
     popen: subprocess.Popen[str]
     url: str | None = None
-    log: list[str] = field(default_factory=list)
+    log_path: Path | None = None
+
+    def log_tail(self, lines: int = 30) -> str:
+        """The end of the process's output, for failure messages."""
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
     @property
     def pid(self) -> int:
@@ -180,23 +186,27 @@ def _rss_kb(pid: int) -> int:
     return 0
 
 
+LOGS = Path(tempfile.gettempdir()) / "shopify-bm-bench-logs"
+
+
 def start(name: str, argv: Sequence[str], env: dict[str, str]) -> Process:
-    popen = subprocess.Popen(
-        list(argv),
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        cwd=ROOT,
-    )
-    return Process(name, popen)
+    """Start one of our commands; its output goes to a log file, shown if it dies."""
+    LOGS.mkdir(exist_ok=True)
+    log = LOGS / f"{name}-{uuid.uuid4().hex[:8]}.log"
+    with log.open("w") as handle:
+        popen = subprocess.Popen(
+            list(argv), env=env, stdout=handle, stderr=subprocess.STDOUT, text=True, cwd=ROOT
+        )
+    return Process(name, popen, log_path=log)
 
 
 def wait_http(url: str, process: Process, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.popen.poll() is not None:
-            raise RuntimeError(f"{process.name} exited with {process.popen.returncode}")
+            raise RuntimeError(
+                f"{process.name} exited with {process.popen.returncode}:\n{process.log_tail()}"
+            )
         with contextlib.suppress(httpx.HTTPError):
             if httpx.get(url, timeout=1).status_code < 500:
                 return

@@ -48,8 +48,8 @@ def run(
     kinds: tuple[str, ...] = ("sqlite", "postgresql"),
     concurrencies: tuple[int, ...] = (1, 4, 16, 64),
     duration: float = 5.0,
-    workers: int = 3,
-    threads: int = 4,
+    workers: int = 4,
+    threads: int = 2,
 ) -> Report:
     report = Report(
         "ingest",

@@ -151,11 +151,22 @@ async def _connection(
         counter[0] += 1
         key, request = deliveries.render(n)
         try:
+            reused = writer is not None
             if writer is None:
                 reader, writer = await asyncio.open_connection(deliveries.host, deliveries.port)
             assert reader is not None
             sent_wall, started = time.time(), time.perf_counter()
-            status, close = await _exchange(reader, writer, request)
+            try:
+                status, close = await _exchange(reader, writer, request)
+            except (ConnectionError, asyncio.IncompleteReadError):
+                if not reused:
+                    raise
+                # The server closed the idle keep-alive connection first: what every HTTP
+                # client does is reconnect and send again.
+                writer.close()
+                reader, writer = await asyncio.open_connection(deliveries.host, deliveries.port)
+                sent_wall, started = time.time(), time.perf_counter()
+                status, close = await _exchange(reader, writer, request)
             results.latencies.append(time.perf_counter() - started)
             results.statuses[status] = results.statuses.get(status, 0) + 1
             if status == 200:

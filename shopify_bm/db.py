@@ -46,6 +46,9 @@ class Database:
     def upgrade(self) -> None:
         """Bring the schema to the newest migration (idempotent, safe on every start)."""
         with self.engine.begin() as connection:
+            if self.is_postgresql:
+                # Several processes start at once in production: one migrates, the others wait.
+                connection.exec_driver_sql("SELECT pg_advisory_xact_lock(424242)")
             config = alembic_config()
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
@@ -69,7 +72,8 @@ def build_engine(url: str, *, pool_size: int = 5) -> Engine:
         return _sqlite_engine(url)
     # No pre-ping: it is a round trip on every checkout of the webhook path. Connections are
     # recycled instead; one that died with the server fails one request, which Shopify retries.
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=900)
+    # The pool is bounded (pool_size + 4) so processes x threads stays under max_connections.
+    return create_engine(url, pool_size=pool_size, max_overflow=4, pool_recycle=900)
 
 
 def _sqlite_engine(url: str) -> Engine:

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 import httpx
 import psycopg
 from pydantic import SecretStr
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from shopify_bm.backmarket.client import BackMarketClient
@@ -109,9 +110,24 @@ class Worker:
         """Claim and run jobs until asked to stop; sleep until woken or the poll interval ends."""
         log.info("worker %s started", self.worker_id)
         waker = self.runtime.waker
+        failures = 0
         while not self.stop.is_set():
             seen = waker.generation
-            if not self.run_once():
+            try:
+                worked = self.run_once()
+                failures = 0
+            except DBAPIError as error:
+                # The database is down or refusing connections: wait and try again. A job
+                # interrupted here stays claimed and is recovered after the lock timeout.
+                failures += 1
+                log.error(
+                    "database unavailable (%s); retrying in %ss",
+                    type(error.orig).__name__,
+                    min(2**failures, 30),
+                )
+                self.stop.wait(min(2**failures, 30))
+                continue
+            if not worked:
                 waker.wait(seen, self.runtime.settings.worker_poll_seconds)
         self.close()
         log.info("worker %s stopped", self.worker_id)

@@ -388,3 +388,23 @@ def test_fulfillment_alone_waits_when_the_app_cannot_read_orders(env: Env) -> No
     env.post("orders/fulfilled", order_payload(imeis=[]))
     env.drain()
     assert env.job().status == ExportStatus.BLOCKED  # the order itself then decides
+
+
+def test_worker_keeps_running_through_a_database_outage(runtime: Runtime, monkeypatch) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    worker = Worker(runtime, worker_id="outage")
+    calls: list[int] = []
+
+    def run_once() -> bool:
+        calls.append(1)
+        if len(calls) < 3:
+            raise OperationalError("SELECT 1", {}, ConnectionRefusedError("database is down"))
+        worker.stop.set()
+        return False
+
+    monkeypatch.setattr(worker, "run_once", run_once)
+    monkeypatch.setattr(worker.stop, "wait", lambda seconds: None)  # no real back-off sleep
+    worker.run()
+
+    assert len(calls) == 3  # two failures survived, then it went on working
