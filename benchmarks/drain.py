@@ -159,10 +159,11 @@ def run(
 ) -> Report:
     report = Report(
         "drain",
-        f"Drain: {shops * per_shop:,} exports over {shops} shops, {latency_ms} ms Back Market "
-        f"latency, {LIMIT} requests/{WINDOW:.0f} s per shop",
+        f"Drain: {shops * per_shop:,} exports over {shops} shops (and 2,000 over 5), "
+        f"{latency_ms} ms Back Market latency, {LIMIT} requests/{WINDOW:.0f} s per shop",
         [
             "db",
+            "shops",
             "workers",
             "exports_per_s",
             "shop_mean_rate_of_limit",
@@ -173,17 +174,27 @@ def run(
             "shipped_twice",
         ],
     )
-    for kind in kinds:
+    # The full fleet, then a few shops whose requests fit in what two cores can send: there the
+    # budget, not the CPU, is the limit, and each shop should sit at 90-100% of Back Market's.
+    runs = [(kind, shops, per_shop) for kind in kinds] + [("postgresql", 5, 400)]
+    for kind, fleet_shops, fleet_per_shop in runs:
         if kind == "postgresql" and not postgres_available():
             report.notes.append("PostgreSQL unreachable: skipped")
             continue
         result = drain_once(
-            kind, shops, per_shop, workers, concurrency, latency_ms, burst_first_shop=30
+            kind,
+            fleet_shops,
+            fleet_per_shop,
+            workers,
+            concurrency,
+            latency_ms,
+            burst_first_shop=30,
         )
         shops_seen = result["per_shop"]
         others = {k: v for k, v in shops_seen.items() if k != "0"}
         report.add(
             db=kind,
+            shops=f"{fleet_shops} x {fleet_per_shop}",
             workers=f"{workers} x {concurrency} threads",
             exports_per_s=result["exported"] / result["elapsed"],
             shop_mean_rate_of_limit=_spread(
@@ -203,12 +214,12 @@ def run(
             f"{[round(x) for x in result['rss_start']]} -> {[round(x) for x in result['rss_end']]}"
         )
         report.notes.append(
-            f"{kind}: {result['exported']:,}/{result['total']:,} exported in "
-            f"{result['elapsed']:.1f} s; statuses {result['statuses']}; burst shop (shop 0) "
+            f"{kind}, {fleet_shops} shops: {result['exported']:,}/{result['total']:,} exported "
+            f"in {result['elapsed']:.1f} s; statuses {result['statuses']}; burst shop (shop 0) "
             f"finished at {shops_seen.get('0', {}).get('finished_s', 0):.1f} s; "
             f"worker RSS {rss} MiB"
         )
-    report.notes.append("spreads are min / median / max across the 49 shops without the burst")
+    report.notes.append("spreads are min / median / max across the shops without the burst")
     return report
 
 

@@ -114,7 +114,6 @@ def seed_shops(db: Database, simulator_url: str, shops: int) -> tuple[list[str],
                         accept_orders=True,
                         note_attribute="backmarket_order_id",
                         tag_prefix="BM:",
-                        request_tat=0.0,
                         created_at=now,
                         updated_at=now,
                     )

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, case, update
+from sqlalchemy import ColumnElement, case, func
 from sqlalchemy.orm import Session
 
-from shopify_bm.models import Shop
+from shopify_bm.db import dialect_insert
+from shopify_bm.models import ShopBudget
 
 BACKMARKET_LIMIT = 200  # requests per window, per token (reference §6)
 BACKMARKET_WINDOW = 10.0  # seconds
@@ -53,18 +54,39 @@ def reserve_request(session: Session, shop_id: int, now: float, budget: RequestB
     """Take one request from the shop's budget; returns the seconds to wait before sending it.
 
     Always succeeds: a caller that must wait has already taken its place in line, so callers in
-    other processes queue behind it instead of racing it.
+    other processes queue behind it instead of racing it. One statement: an upsert, so a shop's
+    first request creates its row.
     """
-    tat = Shop.request_tat
+    table = ShopBudget.__table__
+    insert = dialect_insert(session, table).values(
+        shop_id=shop_id, request_tat=now + budget.interval
+    )
+    tat = table.c.request_tat
     new_tat = session.execute(
-        update(Shop)
-        .where(Shop.id == shop_id)
-        .values(request_tat=case((tat > now, tat), else_=now) + budget.interval)
-        .returning(Shop.request_tat)
+        insert.on_conflict_do_update(
+            index_elements=[table.c.shop_id],
+            set_={"request_tat": case((tat > now, tat), else_=now) + budget.interval},
+        ).returning(table.c.request_tat)
     ).scalar_one()
     return max(0.0, float(new_tat) - budget.tolerance - budget.interval - now)
 
 
+def restart_budget(session: Session, shop_id: int, at: float) -> None:
+    """After Back Market blocked the shop: its budget starts again when the block ends."""
+    table = ShopBudget.__table__
+    insert = dialect_insert(session, table).values(shop_id=shop_id, request_tat=at)
+    session.execute(
+        insert.on_conflict_do_update(
+            index_elements=[table.c.shop_id], set_={"request_tat": insert.excluded.request_tat}
+        )
+    )
+
+
+def budget_tat() -> ColumnElement[float]:
+    """The shop's TAT for the claim query (which outer-joins budgets): 0 for a fresh shop."""
+    return func.coalesce(ShopBudget.request_tat, 0.0)
+
+
 def has_budget_condition(now: float, budget: RequestBudget) -> ColumnElement[bool]:
     """SQL condition: the shop can send a request now without waiting (for the claim query)."""
-    return Shop.request_tat <= now + budget.tolerance
+    return budget_tat() <= now + budget.tolerance

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -12,6 +14,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Dialect, Engine, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.types import TypeEngine
@@ -26,11 +29,13 @@ class Database:
         self.url = make_url(url)
         self.engine = build_engine(url, pool_size=pool_size)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
-        # SQLite has one writer. Threads of a process queue here instead of in SQLite's busy
+        # SQLite has one writer. Threads and processes queue here instead of in SQLite's busy
         # handler, which sleeps in steps of up to 100 ms and wrecks latency under contention.
-        self._writer: AbstractContextManager[object] = (
-            threading.RLock() if self.url.get_backend_name() == "sqlite" else nullcontext()
-        )
+        self._writer: AbstractContextManager[object] = nullcontext()
+        if self.url.get_backend_name() == "sqlite":
+            database = self.url.database
+            on_disk = bool(database) and database != ":memory:"
+            self._writer = SQLiteWriterLock(Path(f"{database}.lock") if on_disk else None)
 
     @property
     def is_postgresql(self) -> bool:
@@ -56,6 +61,46 @@ class Database:
     def dispose(self) -> None:
         """Close pooled connections (after fork, or at exit)."""
         self.engine.dispose()
+
+
+def dialect_insert(session: Session, table: Any) -> Any:
+    """`INSERT` with the dialect's `ON CONFLICT` support (PostgreSQL and SQLite share it)."""
+    name = session.get_bind().dialect.name
+    return (postgresql.insert if name == "postgresql" else sqlite.insert)(table)
+
+
+class SQLiteWriterLock:
+    """One writer at a time across threads (a lock) and processes (`flock` on a file).
+
+    Re-entrant within a thread, like the transactions it guards; the file lock is taken by the
+    outermost holder only. Waiters sleep in the kernel and wake as soon as it is free.
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        self._threads = threading.RLock()
+        self._path = path
+        self._fd: int | None = None
+        self._pid = 0
+        self._depth = 0
+
+    def __enter__(self) -> SQLiteWriterLock:
+        self._threads.acquire()
+        if self._depth == 0 and self._path is not None:
+            if self._fd is None or self._pid != os.getpid():
+                # Each process opens its own: flock belongs to the open file, which a forked
+                # child (gunicorn's workers) would otherwise share with its parent.
+                self._path.parent.mkdir(parents=True, exist_ok=True)
+                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+                self._pid = os.getpid()
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        self._depth += 1
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._depth -= 1
+        if self._depth == 0 and self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._threads.release()
 
 
 def alembic_config() -> Config:

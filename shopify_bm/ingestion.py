@@ -19,9 +19,9 @@ from pydantic import ValidationError
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from shopify_bm.db import DriverStatement
-from shopify_bm.models import Order, Shop, UTCDateTime, WebhookDelivery
-from shopify_bm.queue import dialect_insert, enqueue_export
+from shopify_bm.db import DriverStatement, dialect_insert
+from shopify_bm.models import Order, Shop, ShopBudget, UTCDateTime, WebhookDelivery
+from shopify_bm.queue import enqueue_export
 from shopify_bm.shipments import backmarket_order_id, is_fully_fulfilled, merge_fulfillments
 from shopify_bm.shopify.payloads import (
     Fulfillment,
@@ -328,6 +328,8 @@ def _handle_shop_lifecycle(
             .values(installed=False, access_token=None, refresh_token=None)
         )
     elif headers.topic == "shop/redact":
+        shop_ids = select(Shop.id).where(Shop.domain == domain).scalar_subquery()
+        session.execute(delete(ShopBudget).where(ShopBudget.shop_id == shop_ids))
         session.execute(delete(Shop).where(Shop.domain == domain))
         session.execute(
             delete(WebhookDelivery).where(

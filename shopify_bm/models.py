@@ -100,10 +100,23 @@ class Shop(Base):
     tag_prefix: Mapped[str] = mapped_column(String(20), default="BM:")
     # Back Market throttled this shop: its jobs wait, other shops' do not.
     throttled_until: Mapped[datetime | None]
-    # The shop's request budget (see budget.py): GCRA theoretical arrival time, epoch seconds.
-    request_tat: Mapped[float] = mapped_column(Float, default=0.0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ShopBudget(Base):
+    """A shop's Back Market request budget (see budget.py), updated on every request.
+
+    Kept apart from `shops` on purpose: rows that reference a shop (IMEIs, jobs) lock it in KEY
+    SHARE mode, and a row that is both key-shared and updated many times a second makes
+    PostgreSQL build multixacts, which stalled every worker under load. Nothing references this.
+    """
+
+    __tablename__ = "shop_budgets"
+
+    shop_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # GCRA theoretical arrival time, epoch seconds.
+    request_tat: Mapped[float] = mapped_column(Float, default=0.0)
 
 
 class WebhookDelivery(Base):

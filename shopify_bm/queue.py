@@ -8,13 +8,11 @@ webhook delivery, so a shipment is never acknowledged without being queued. One 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from shopify_bm.budget import RequestBudget, has_budget_condition
+from shopify_bm.budget import RequestBudget, budget_tat, has_budget_condition
 from shopify_bm.db import DriverStatement
 from shopify_bm.models import (
     QUEUED_STATUSES,
@@ -22,16 +20,11 @@ from shopify_bm.models import (
     ExportJob,
     ExportStatus,
     Shop,
+    ShopBudget,
     UTCDateTime,
 )
 
 _WAKE = ", ".join(f"'{status}'" for status in REEVALUATED_STATUSES)
-
-
-def dialect_insert(session: Session, table: Any) -> Any:
-    """`INSERT` with the dialect's `ON CONFLICT` support (PostgreSQL and SQLite share it)."""
-    name = session.get_bind().dialect.name
-    return (postgresql.insert if name == "postgresql" else sqlite.insert)(table)
 
 
 # Runs inside every webhook request, so on the driver's cursor. New jobs start pending; a new
@@ -91,13 +84,14 @@ def claim_next_job(
     due = (
         select(ExportJob.id)
         .join(Shop, Shop.id == ExportJob.shop_id)
+        .outerjoin(ShopBudget, ShopBudget.shop_id == ExportJob.shop_id)
         .where(
             ExportJob.status.in_([str(s) for s in QUEUED_STATUSES]),
             ExportJob.run_after <= now,
             or_(Shop.throttled_until.is_(None), Shop.throttled_until <= now),
             has_budget_condition(now.timestamp(), budget),
         )
-        .order_by(Shop.request_tat, ExportJob.run_after, ExportJob.id)
+        .order_by(budget_tat(), ExportJob.run_after, ExportJob.id)
         .limit(1)
         .with_for_update(skip_locked=True, of=ExportJob)
         .scalar_subquery()

@@ -26,7 +26,8 @@ from shopify_bm import backoff
 from shopify_bm.backmarket.client import BackMarketClient
 from shopify_bm.backmarket.errors import BackMarketError, NotFoundError, RateLimitedError
 from shopify_bm.backmarket.retry import is_transient, needs_merchant_action, retry_after
-from shopify_bm.budget import RequestBudget, reserve_request
+from shopify_bm.budget import RequestBudget, reserve_request, restart_budget
+from shopify_bm.db import dialect_insert
 from shopify_bm.exports import (
     Block,
     ExportPlan,
@@ -41,7 +42,6 @@ from shopify_bm.exports import (
 )
 from shopify_bm.ingestion import store_order_snapshot
 from shopify_bm.models import ExportAttempt, ExportedImei, ExportJob, ExportStatus, Order, Shop
-from shopify_bm.queue import dialect_insert
 from shopify_bm.runtime import Runtime
 from shopify_bm.shipments import backmarket_order_id, merge_fulfillments
 from shopify_bm.shopify.admin_api import fetch_order
@@ -291,10 +291,9 @@ class ExportRun:
         with self.runtime.db.transaction() as session:
             # The budget restarts after the block, so the shop does not burst straight into it.
             session.execute(
-                update(Shop)
-                .where(Shop.id == self.job.shop_id)
-                .values(throttled_until=until, request_tat=until.timestamp())
+                update(Shop).where(Shop.id == self.job.shop_id).values(throttled_until=until)
             )
+            restart_budget(session, self.job.shop_id, until.timestamp())
 
     def _reserve_imeis(
         self, session: Session, *, ready: ReadyToExport, overrides: Overrides

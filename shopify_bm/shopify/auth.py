@@ -30,9 +30,8 @@ from shopify_app import (
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shopify_bm.db import Database
+from shopify_bm.db import Database, dialect_insert
 from shopify_bm.models import Shop
-from shopify_bm.queue import dialect_insert
 from shopify_bm.settings import Settings
 from shopify_bm.shopify.errors import (
     ShopifyApiError,

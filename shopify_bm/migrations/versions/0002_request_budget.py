@@ -17,15 +17,17 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("shops") as batch:
-        batch.add_column(
-            sa.Column("request_tat", sa.Float(), nullable=False, server_default=sa.text("0"))
-        )
+    # Its own table, referenced by nothing: see ShopBudget in models.py.
+    op.create_table(
+        "shop_budgets",
+        sa.Column("shop_id", sa.Integer(), nullable=False),
+        sa.Column("request_tat", sa.Float(), nullable=False, server_default=sa.text("0")),
+        sa.PrimaryKeyConstraint("shop_id", name=op.f("pk_shop_budgets")),
+    )
     op.create_index("ix_export_jobs_shop_claim", "export_jobs", ["shop_id", "status", "run_after"])
 
 
 def downgrade() -> None:
     op.drop_index("ix_exported_imeis_order", table_name="exported_imeis")
     op.drop_index("ix_export_jobs_shop_claim", table_name="export_jobs")
-    with op.batch_alter_table("shops") as batch:
-        batch.drop_column("request_tat")
+    op.drop_table("shop_budgets")
