@@ -13,13 +13,14 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Dialect, Engine, create_engine, event
+from sqlalchemy import Dialect, Engine, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.types import TypeEngine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+STARTUP_LOCK = 424242  # PostgreSQL advisory lock taken while migrating and seeding at start
 
 
 class Database:
@@ -48,12 +49,17 @@ class Database:
         with self._writer, self.sessions.begin() as session:
             yield session
 
+    def serialize_startup(self, session: Session) -> None:
+        """Hold the start-up lock until the transaction ends (PostgreSQL; SQLite has one writer)."""
+        if self.is_postgresql:
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": STARTUP_LOCK})
+
     def upgrade(self) -> None:
         """Bring the schema to the newest migration (idempotent, safe on every start)."""
         with self.engine.begin() as connection:
             if self.is_postgresql:
                 # Several processes start at once in production: one migrates, the others wait.
-                connection.exec_driver_sql("SELECT pg_advisory_xact_lock(424242)")
+                connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({STARTUP_LOCK})")
             config = alembic_config()
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
@@ -118,14 +124,19 @@ def build_engine(url: str, *, pool_size: int = 5) -> Engine:
     # No pre-ping: it is a round trip on every checkout of the webhook path. Connections are
     # recycled instead; one that died with the server fails one request, which Shopify retries.
     # The pool is bounded (pool_size + 4) so processes x threads stays under max_connections.
-    return create_engine(url, pool_size=pool_size, max_overflow=4, pool_recycle=900)
+    return create_engine(
+        url, pool_size=pool_size, max_overflow=4, pool_recycle=900, hide_parameters=True
+    )
 
 
 def _sqlite_engine(url: str) -> Engine:
     database = make_url(url).database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+    # hide_parameters: an error message must never carry a statement's values (tokens, data).
+    engine = create_engine(
+        url, connect_args={"timeout": 30, "check_same_thread": False}, hide_parameters=True
+    )
 
     @event.listens_for(engine, "connect")
     def _configure(dbapi_connection: Any, _record: Any) -> None:

@@ -67,4 +67,5 @@ class Runtime:
         self.db.upgrade()
         if self.settings.single_store:
             with self.db.transaction() as session:
+                self.db.serialize_startup(session)  # workers starting together seed once
                 seed_single_store(session, self.settings)
