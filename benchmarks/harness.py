@@ -304,7 +304,7 @@ class Report:
                     "cores": cores,
                     "python": platform.python_version(),
                     "command": command,
-                    "argv": shlex.join(sys.argv),
+                    "argv": shlex.join(["python", "-m", "benchmarks", *sys.argv[1:]]),
                     "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
                     "rows": self.rows,
                     "notes": self.notes,
