@@ -215,7 +215,16 @@ def plan_export(
         else:
             imeis_by_line = assignment
             problems.extend(_imei_conflicts(bm_order.orderlines, imeis_by_line))
-    accept = _skus_to_accept(bm_order.orderlines) if not shipped else ()
+    # Accepting is one POST per SKU (`sku` is required for new_state 2).
+    accept = (
+        ()
+        if shipped
+        else tuple(
+            dict.fromkeys(
+                line.listing for line in bm_order.lines_awaiting_acceptance if line.listing
+            )
+        )
+    )
     if accept and not policy.accept_orders:
         problems.append(
             Problem(
@@ -227,7 +236,7 @@ def plan_export(
         )
     if problems:
         return Block(tuple(problems))
-    ship = None if shipped else _shipment(ready, bm_order.orderlines, imeis_by_line, now)
+    ship = None if shipped else _shipment(ready, bm_order, imeis_by_line, now)
     return ExportPlan(accept, ship, imeis_by_line)
 
 
@@ -242,15 +251,6 @@ def imei_patches_due(
         for line_id, imei in imeis_by_line.items()
         if line_id not in done_ids and registered.get(line_id) != imei
     ]
-
-
-def _skus_to_accept(lines: Sequence[OrderLine]) -> tuple[str, ...]:
-    # Accepting is one POST per SKU (`sku` is required for new_state 2).
-    seen: dict[str, None] = {}
-    for line in lines:
-        if line.state == OrderLineState.PAID and line.listing:
-            seen.setdefault(line.listing, None)
-    return tuple(seen)
 
 
 def _assign_to_backmarket_lines(
@@ -335,14 +335,14 @@ def _imei_conflicts(lines: Sequence[OrderLine], imeis_by_line: Mapping[int, str]
 
 def _shipment(
     ready: ReadyToExport,
-    lines: Sequence[OrderLine],
+    bm_order: BackMarketOrder,
     imeis_by_line: Mapping[int, str],
     now: datetime,
 ) -> Shipment:
     tracking = ready.tracking
-    single = len(lines) == 1 and lines[0].quantity == 1
     # The ship POST only honours `imei` for one line of quantity 1; others get PATCHes after.
-    imei = imeis_by_line.get(lines[0].id) if single else None
+    single = bm_order.takes_inline_imei
+    imei = imeis_by_line.get(bm_order.orderlines[0].id) if single else None
     return Shipment(
         tracking_number=tracking.number or "",
         tracking_url=tracking.url,
