@@ -53,7 +53,7 @@ class ExportView:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready (datetimes as ISO 8601)."""
-        return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in asdict(self).items()}
+        return _json_ready(self)
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,11 @@ class AttemptView:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready (datetimes as ISO 8601)."""
-        return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in asdict(self).items()}
+        return _json_ready(self)
+
+
+def _json_ready(view: ExportView | AttemptView) -> dict[str, Any]:
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in asdict(view).items()}
 
 
 def list_exports(
