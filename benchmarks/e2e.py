@@ -11,7 +11,6 @@ PostgreSQL runs gunicorn and a worker process woken by LISTEN/NOTIFY; SQLite run
 
 from __future__ import annotations
 
-import json
 import statistics
 import tempfile
 import time
@@ -25,7 +24,6 @@ from benchmarks.drain import simulator_requests, wait_drained
 from benchmarks.harness import (
     BIN,
     BM_TOKEN,
-    ROOT,
     SECRET,
     SHOP,
     Process,
@@ -34,6 +32,7 @@ from benchmarks.harness import (
     database,
     free_port,
     loadgen,
+    order_template,
     postgres_available,
     start,
     start_simulator,
@@ -44,26 +43,6 @@ from benchmarks.harness import (
 
 PROBE_FIRST_BM = 80_000_000
 PROBE_FIRST_ORDER = 7_100_000_000_000
-# Distinct digit patterns, none inside another, so each placeholder is replaced alone.
-SENTINEL_ORDER, SENTINEL_BM, SENTINEL_IMEI = 4_242_424_242_424, "42424242", "135791357913579"
-
-
-def probe_template(folder: Path) -> Path:
-    """A real orders/fulfilled body; the load generator fills in order id, BM id and IMEI."""
-    fixture = ROOT / "tests/fixtures/shopify/orders_fulfilled__single_line_exportable.json"
-    order: dict[str, Any] = json.loads(fixture.read_text())
-    order["id"] = SENTINEL_ORDER
-    order["admin_graphql_api_id"] = f"gid://shopify/Order/{SENTINEL_ORDER}"
-    order["note_attributes"] = [{"name": "backmarket_order_id", "value": SENTINEL_BM}]
-    order["tags"] = f"BackMarket, PHONE-A:IMEI{SENTINEL_IMEI}"
-    order["line_items"][0]["sku"] = "PHONE-A"
-    for fulfillment in order.get("fulfillments", []):
-        fulfillment["order_id"] = SENTINEL_ORDER
-    text = json.dumps(order).replace(str(SENTINEL_ORDER), "__ORDER_ID__")
-    text = text.replace(SENTINEL_BM, "__BM_ID__").replace(SENTINEL_IMEI, "__IMEI__")
-    path = folder / "probe.json"
-    path.write_text(text)
-    return path
 
 
 def latencies(sent: dict[str, float], records: list[dict[str, Any]]) -> list[float]:
@@ -121,7 +100,7 @@ def measure(kind: str, backlog: int, probes: int, rate: float, latency_ms: int) 
             time.sleep(1.0)  # workers listening
             result = loadgen(
                 url=web.url + "/webhooks/orders",
-                template=probe_template(Path(folder)),
+                template=order_template(Path(folder)),
                 secret=SECRET,
                 shop=SHOP,
                 concurrency=4,

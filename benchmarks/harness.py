@@ -42,6 +42,31 @@ BM_TOKEN = "YmVuY2g6Qk1ULWJlbmNoLXRva2Vu"
 KEY = Fernet.generate_key().decode()
 
 
+# Distinct digit patterns, none inside another, so each placeholder is replaced alone.
+SENTINEL_ORDER, SENTINEL_BM, SENTINEL_IMEI = 4_242_424_242_424, "42424242", "135791357913579"
+
+
+def order_template(folder: Path) -> Path:
+    """A real orders/fulfilled body; the load generator fills in order id, BM id and IMEI.
+
+    One phone of SKU PHONE-A with its own valid IMEI per delivery, so every order is exportable.
+    """
+    fixture = ROOT / "tests/fixtures/shopify/orders_fulfilled__single_line_exportable.json"
+    order: dict[str, Any] = json.loads(fixture.read_text())
+    order["id"] = SENTINEL_ORDER
+    order["admin_graphql_api_id"] = f"gid://shopify/Order/{SENTINEL_ORDER}"
+    order["note_attributes"] = [{"name": "backmarket_order_id", "value": SENTINEL_BM}]
+    order["tags"] = f"BackMarket, PHONE-A:IMEI{SENTINEL_IMEI}"
+    order["line_items"][0]["sku"] = "PHONE-A"
+    for fulfillment in order.get("fulfillments", []):
+        fulfillment["order_id"] = SENTINEL_ORDER
+    text = json.dumps(order).replace(str(SENTINEL_ORDER), "__ORDER_ID__")
+    text = text.replace(SENTINEL_BM, "__BM_ID__").replace(SENTINEL_IMEI, "__IMEI__")
+    path = folder / "order-template.json"
+    path.write_text(text)
+    return path
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -8,40 +8,20 @@ a real burst would see, and the database is counted: every acknowledged delivery
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from benchmarks.harness import (
-    ROOT,
     SECRET,
     SHOP,
     Report,
     app_env,
     database,
     loadgen,
+    order_template,
     postgres_available,
     start_web,
 )
-
-SENTINEL_ORDER = 4_242_424_242_424
-SENTINEL_BM = "42424242"
-
-
-def order_template(folder: Path) -> Path:
-    """A real orders/fulfilled body whose ids the load generator fills in per delivery."""
-    fixture = ROOT / "tests/fixtures/shopify/orders_fulfilled__single_line_exportable.json"
-    order: dict[str, Any] = json.loads(fixture.read_text())
-    order["id"] = SENTINEL_ORDER
-    order["admin_graphql_api_id"] = f"gid://shopify/Order/{SENTINEL_ORDER}"
-    order["note_attributes"] = [{"name": "backmarket_order_id", "value": SENTINEL_BM}]
-    for fulfillment in order.get("fulfillments", []):
-        fulfillment["order_id"] = SENTINEL_ORDER
-    text = json.dumps(order).replace(str(SENTINEL_ORDER), "__ORDER_ID__")
-    path = folder / "order-template.json"
-    path.write_text(text.replace(SENTINEL_BM, "__BM_ID__"))
-    return path
 
 
 def run(

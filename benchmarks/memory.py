@@ -13,13 +13,13 @@ from pathlib import Path
 
 from benchmarks import fleet
 from benchmarks.drain import wait_drained
-from benchmarks.e2e import probe_template
 from benchmarks.harness import (
     SECRET,
     Report,
     app_env,
     database,
     loadgen,
+    order_template,
     postgres_available,
     start_simulator,
     start_web,
@@ -54,7 +54,7 @@ def run(exports: int = 10_000, shops: int = 50, warmup: int = 500, latency_ms: i
             try:
                 time.sleep(2)
                 start = (web.rss_mb(), workers[0].rss_mb())
-                template = probe_template(Path(folder))
+                template = order_template(Path(folder))
                 sent = 0
                 marks = []
                 for batch in (warmup, exports - warmup):
